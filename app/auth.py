@@ -1,0 +1,84 @@
+"""Bearer JWT authentication (HS256, pinned) and token minting for local use."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jwt
+
+from app.config import Settings
+from app.domain.actors import Actor, Role
+from app.domain.errors import Unauthenticated
+
+ALGORITHM = "HS256"
+
+
+class TokenService:
+    def __init__(self, settings: Settings) -> None:
+        self._secret = settings.jwt_secret
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+
+    def issue(
+        self,
+        *,
+        sub: int,
+        role: Role,
+        client_id: int | None = None,
+        ttl_seconds: int = 3600,
+        extra: dict[str, Any] | None = None,
+    ) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {"sub": str(sub), "role": role.value, "iat": now}
+        claims["exp"] = now + ttl_seconds
+        if client_id is not None:
+            claims["clientId"] = client_id
+        if self._issuer:
+            claims["iss"] = self._issuer
+        if self._audience:
+            claims["aud"] = self._audience
+        claims.update(extra or {})
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def authenticate(self, authorization: str | None) -> Actor:
+        """The actor of an `Authorization: Bearer <jwt>` header, or Unauthenticated."""
+        if not authorization:
+            raise Unauthenticated("Authentication required: send Authorization: Bearer <token>")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("Authorization header must be 'Bearer <token>'")
+        return self.actor_from_claims(self.decode(token.strip()))
+
+    def decode(self, token: str) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                issuer=self._issuer,
+                audience=self._audience,
+                options={"require": ["exp", "sub", "role"], "verify_aud": bool(self._audience)},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("Token has expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise Unauthenticated(f"Invalid token: {exc}") from None
+        return claims
+
+    @staticmethod
+    def actor_from_claims(claims: dict[str, Any]) -> Actor:
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub.isdigit() or not 0 < int(sub) < 2**53:
+            raise Unauthenticated("Token claim 'sub' must be a positive integer user id string")
+        try:
+            role = Role(str(claims.get("role")))
+        except ValueError:
+            raise Unauthenticated("Token claim 'role' must be ADMIN, STAFF or CLIENT") from None
+        client_id = claims.get("clientId")
+        if role is Role.CLIENT:
+            if type(client_id) is not int or client_id < 1:
+                raise Unauthenticated("CLIENT tokens need an integer 'clientId' claim")
+        else:
+            client_id = None
+        return Actor(user_id=int(sub), role=role, client_id=client_id)

@@ -1,0 +1,100 @@
+"""Settings read once from the environment into one typed, validated object."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Annotated
+
+import msgspec
+
+DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"  # noqa: S105 - refused in production
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./liveshop.db"
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+class AppEnv(enum.StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
+    """Every knob of the service. Field names are the environment variables."""
+
+    app_env: AppEnv = msgspec.field(default=AppEnv.DEVELOPMENT, name="APP_ENV")
+    database_url: str = msgspec.field(default=DEFAULT_DATABASE_URL, name="DATABASE_URL")
+    redis_url: str | None = msgspec.field(default=None, name="REDIS_URL")
+    jwt_secret: str = msgspec.field(default=DEV_JWT_SECRET, name="JWT_SECRET")
+    jwt_issuer: str | None = msgspec.field(default=None, name="JWT_ISSUER")
+    jwt_audience: str | None = msgspec.field(default=None, name="JWT_AUDIENCE")
+    live_shopping_enabled: bool = msgspec.field(default=False, name="FEATURE_LIVE_SHOPPING_ENABLED")
+    heartbeat_ms: PositiveInt = msgspec.field(default=30000, name="LIVE_SHOPPING_HEARTBEAT_MS")
+    max_cart_items: PositiveInt = msgspec.field(default=200, name="LIVE_SHOPPING_MAX_CART_ITEMS")
+    session_timeout_mins: PositiveInt = msgspec.field(
+        default=120, name="LIVE_SHOPPING_SESSION_TIMEOUT_MINS"
+    )
+    rpc_max_body_bytes: PositiveInt = msgspec.field(default=1_048_576, name="RPC_MAX_BODY_BYTES")
+    rpc_max_batch: PositiveInt = msgspec.field(default=50, name="RPC_MAX_BATCH")
+    host: str = msgspec.field(default="127.0.0.1", name="HOST")
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = msgspec.field(default=8000, name="PORT")
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env is AppEnv.PRODUCTION
+
+
+_ENV_NAMES = frozenset(f.encode_name for f in msgspec.structs.fields(Settings))
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Parse and validate the service settings; raise ConfigError naming the bad variable."""
+    # Empty values count as unset, as a shell `export X=` usually means "no value".
+    present = {k: v for k, v in environ.items() if k in _ENV_NAMES and v != ""}
+    if "FEATURE_LIVE_SHOPPING_ENABLED" in present:
+        present["FEATURE_LIVE_SHOPPING_ENABLED"] = _parse_flag(
+            "FEATURE_LIVE_SHOPPING_ENABLED", present["FEATURE_LIVE_SHOPPING_ENABLED"]
+        )  # type: ignore[assignment]
+    try:
+        settings = msgspec.convert(present, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    _check_secret(settings)
+    if not settings.database_url.startswith(("sqlite+aiosqlite://", "mysql+aiomysql://")):
+        raise ConfigError(
+            "DATABASE_URL must start with sqlite+aiosqlite:// or mysql+aiomysql://, "
+            f"got {settings.database_url.split(':', 1)[0]!r}"
+        )
+    return settings
+
+
+def _parse_flag(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"true", "1", "yes", "on"}:
+        return True
+    if lowered in {"false", "0", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def _check_secret(settings: Settings) -> None:
+    if not settings.is_production:
+        return
+    if settings.jwt_secret == DEV_JWT_SECRET:
+        raise ConfigError("JWT_SECRET must be set to a private value when APP_ENV=production")
+    if len(settings.jwt_secret) < 32:
+        raise ConfigError("JWT_SECRET must be at least 32 characters when APP_ENV=production")
+
+
+def _describe(exc: msgspec.ValidationError) -> str:
+    # msgspec reports "Expected `int` >= 1, got `str` - at `$.LIVE_SHOPPING_MAX_CART_ITEMS`".
+    text = str(exc)
+    message, _, where = text.partition(" - at `$.")
+    name = where.rstrip("`") or "environment"
+    return f"{name}: {message}"

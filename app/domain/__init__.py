@@ -1,0 +1,1 @@
+"""Business rules of the service, as plain async functions over a SQLAlchemy AsyncSession."""

@@ -1,0 +1,79 @@
+"""Net availability of batches: the one query behind cart, conversion and orders.
+
+net available = on hand - reserved by orders - quantities in carts of other open sessions.
+Callers lock the batch rows first, so two writers can never both see the same free units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Batch, LiveSession, SessionCartItem
+from app.domain.errors import InsufficientInventory, NotFound
+from app.domain.status import OPEN_STATUSES
+
+ZERO = Decimal(0)
+
+
+async def lock_batches(session: AsyncSession, batch_ids: Iterable[int]) -> dict[int, Batch]:
+    """Lock batch rows in id order (a fixed order, so two lockers cannot deadlock).
+
+    MariaDB takes row locks with FOR UPDATE; SQLite write transactions already hold the
+    database write lock from BEGIN IMMEDIATE, which serialises them just the same.
+    """
+    ids = sorted(set(batch_ids))
+    stmt = (
+        select(Batch)
+        .where(Batch.id.in_(ids))
+        .order_by(Batch.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    batches = {b.id: b for b in (await session.scalars(stmt)).all()}
+    for batch_id in ids:
+        if batch_id not in batches:
+            raise NotFound("Batch", batch_id)
+    return batches
+
+
+async def held_in_carts(
+    session: AsyncSession, batch_ids: Iterable[int], *, exclude_session_id: int | None = None
+) -> dict[int, Decimal]:
+    """Quantities of each batch sitting in the carts of open sessions (samples included)."""
+    stmt = (
+        select(SessionCartItem.batch_id, func.sum(SessionCartItem.quantity))
+        .join(LiveSession, LiveSession.id == SessionCartItem.session_id)
+        .where(
+            SessionCartItem.batch_id.in_(list(batch_ids)),
+            LiveSession.status.in_(list(OPEN_STATUSES)),
+        )
+        .group_by(SessionCartItem.batch_id)
+    )
+    if exclude_session_id is not None:
+        stmt = stmt.where(SessionCartItem.session_id != exclude_session_id)
+    rows = (await session.execute(stmt)).all()
+    return {batch_id: Decimal(total or 0) for batch_id, total in rows}
+
+
+async def net_available(
+    session: AsyncSession, batch_ids: Iterable[int], *, exclude_session_id: int | None = None
+) -> dict[int, Decimal]:
+    """Lock the batches and return what each still has free for the caller."""
+    ids = sorted(set(batch_ids))
+    batches = await lock_batches(session, ids)
+    held = await held_in_carts(session, ids, exclude_session_id=exclude_session_id)
+    return {
+        batch_id: batch.on_hand_qty - batch.reserved_qty - held.get(batch_id, ZERO)
+        for batch_id, batch in batches.items()
+    }
+
+
+def require_available(wanted: dict[int, Decimal], available: dict[int, Decimal]) -> None:
+    """Refuse the whole request if any batch would go below zero."""
+    for batch_id in sorted(wanted):
+        if wanted[batch_id] > available[batch_id]:
+            raise InsufficientInventory(batch_id, wanted[batch_id], max(available[batch_id], ZERO))

@@ -1,0 +1,1 @@
+"""The RPC surface: procedure registry, JSON-RPC endpoint, tRPC adapter, discovery."""

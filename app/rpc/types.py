@@ -1,0 +1,35 @@
+"""Wire types shared by procedure inputs: decimals with their rules, bounded strings."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+import msgspec
+
+from app.domain.decimals import MONEY, PERCENT_ADJUSTMENT, QUANTITY
+from app.rpc.registry import Output
+
+# Decimals accept a JSON string or number and go out as strings (msgspec's default).
+QuantityIn = Annotated[
+    Decimal,
+    QUANTITY,
+    msgspec.Meta(description="Decimal > 0 with at most 4 places", examples=["1.5"]),
+]
+MoneyIn = Annotated[
+    Decimal,
+    MONEY,
+    msgspec.Meta(description="Decimal >= 0 with at most 2 places", examples=["19.99"]),
+]
+PercentIn = Annotated[
+    Decimal,
+    PERCENT_ADJUSTMENT,
+    msgspec.Meta(description="Percent from -100 to 100, 2 places", examples=["-10"]),
+]
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class IdResult(Output):
+    id: int

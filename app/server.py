@@ -1,0 +1,46 @@
+"""The application factory: one ASGI app per worker process."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, get
+from litestar.datastructures import State
+
+import procedures  # noqa: F401 - importing registers every procedure
+from app.config import Settings, load_settings
+from app.rpc.dispatch import Dispatcher
+from app.rpc.http import ROUTES
+from app.rpc.registry import REGISTRY
+from app.runtime import Services
+
+
+@get("/healthz", sync_to_thread=False)
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or load_settings(os.environ)
+    services = Services.create(settings)
+    dispatcher = Dispatcher(services, REGISTRY)
+
+    @asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await services.close()
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return Litestar(
+        route_handlers=[*ROUTES, healthz],
+        state=State({"dispatcher": dispatcher, "services": services}),
+        lifespan=[lifespan],
+        request_max_body_size=settings.rpc_max_body_bytes,
+        debug=False,
+        openapi_config=None,
+    )
