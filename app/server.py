@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -12,10 +14,12 @@ from litestar.datastructures import State
 
 import procedures  # noqa: F401 - importing registers every procedure
 from app.config import Settings, load_settings
+from app.idle_sweeper import run_forever
 from app.rpc.dispatch import Dispatcher
 from app.rpc.http import ROUTES
 from app.rpc.registry import REGISTRY
 from app.runtime import Services
+from app.web.sales_sheets import sales_sheet_page
 
 
 @get("/healthz", sync_to_thread=False)
@@ -30,14 +34,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        sweeper = asyncio.create_task(run_forever(services), name="idle-sweeper")
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await services.close()
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     return Litestar(
-        route_handlers=[*ROUTES, healthz],
+        route_handlers=[*ROUTES, healthz, sales_sheet_page],
         state=State({"dispatcher": dispatcher, "services": services}),
         lifespan=[lifespan],
         request_max_body_size=settings.rpc_max_body_bytes,

@@ -1,5 +1,5 @@
 """The RPC surface, one module per namespace; importing this package registers them all."""
 
-from procedures import catalog, clients, orders, system
+from procedures import catalog, clients, live_shopping, orders, system, vip_portal
 
-__all__ = ["catalog", "clients", "orders", "system"]
+__all__ = ["catalog", "clients", "live_shopping", "orders", "system", "vip_portal"]

@@ -61,7 +61,7 @@ async def list_products(
 ) -> Sequence[Product]:
     stmt = select(Product).order_by(Product.id).limit(limit).offset(offset)
     if query:
-        pattern = f"%{_escape_like(query)}%"
+        pattern = f"%{escape_like(query)}%"
         stmt = stmt.where(
             Product.name.ilike(pattern, escape="\\") | Product.sku.ilike(pattern, escape="\\")
         )
@@ -114,5 +114,5 @@ async def list_batches(
     return (await session.scalars(stmt)).all()
 
 
-def _escape_like(text: str) -> str:
+def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,51 @@
+"""Builds each event's staff payload and its separate client projection, then records it."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import LiveSession
+from app.domain.cart import client_cart, staff_cart
+from app.domain.outbox import EventType, record_event
+from app.domain.sessions import client_view, staff_view
+from app.domain.views import Cart, ClientCart, ClientSessionView, SessionView, View
+
+
+class StaffEvent(View):
+    """Full state after the change, so a listener never has to refetch."""
+
+    session: SessionView
+    cart: Cart
+    order_id: int | None = None
+    share_url: str | None = None
+
+
+class ClientEvent(View):
+    session: ClientSessionView
+    cart: ClientCart
+    order_id: int | None = None
+    share_url: str | None = None
+
+
+async def staff_snapshot(db: AsyncSession, live: LiveSession) -> StaffEvent:
+    return StaffEvent(session=await staff_view(db, live), cart=await staff_cart(db, live.id))
+
+
+async def client_snapshot(db: AsyncSession, live: LiveSession) -> ClientEvent:
+    return ClientEvent(session=await client_view(db, live), cart=await client_cart(db, live.id))
+
+
+async def announce(
+    db: AsyncSession,
+    live: LiveSession,
+    event_type: EventType,
+    *,
+    order_id: int | None = None,
+    share_url: str | None = None,
+) -> None:
+    await db.flush()
+    staff = await staff_snapshot(db, live)
+    client = await client_snapshot(db, live)
+    staff.order_id = client.order_id = order_id
+    staff.share_url = client.share_url = share_url
+    record_event(db, live, event_type, staff=staff, client=client)

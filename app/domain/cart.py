@@ -1,0 +1,284 @@
+"""The shared session cart: lines, merges, limits, samples, highlight and session prices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import (
+    AddedByRole,
+    Batch,
+    Client,
+    LiveSession,
+    Product,
+    SessionCartItem,
+    SessionPriceOverride,
+)
+from app.domain.actors import Actor, Role
+from app.domain.catalog import get_batch, get_product
+from app.domain.decimals import to_cents
+from app.domain.errors import Forbidden, LimitExceeded, NotFound
+from app.domain.holds import net_available, require_available
+from app.domain.pricing import unit_price
+from app.domain.sessions import require_open, touch
+from app.domain.views import Cart, CartLine, ClientCart, ClientCartLine
+
+ZERO = Decimal("0.00")
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    item: SessionCartItem
+    batch: Batch
+    product: Product
+
+    @property
+    def subtotal(self) -> Decimal:
+        return to_cents(self.item.quantity * self.item.unit_price)
+
+
+async def _lines(db: AsyncSession, session_id: int) -> list[_Line]:
+    rows = await db.execute(
+        select(SessionCartItem, Batch, Product)
+        .join(Batch, Batch.id == SessionCartItem.batch_id)
+        .join(Product, Product.id == SessionCartItem.product_id)
+        .where(SessionCartItem.session_id == session_id)
+        .order_by(SessionCartItem.id)
+    )
+    return [_Line(item, batch, product) for item, batch, product in rows.all()]
+
+
+def _billable_subtotal(lines: list[_Line]) -> Decimal:
+    # Samples hold inventory but are never billed.
+    return sum((x.subtotal for x in lines if not x.item.is_sample), ZERO)
+
+
+async def cart_total(db: AsyncSession, session_id: int) -> Decimal:
+    return _billable_subtotal(await _lines(db, session_id))
+
+
+async def staff_cart(db: AsyncSession, session_id: int) -> Cart:
+    lines = await _lines(db, session_id)
+    return Cart(
+        items=[
+            CartLine(
+                id=x.item.id,
+                batch_id=x.batch.id,
+                batch_code=x.batch.code,
+                product_id=x.product.id,
+                product_name=x.product.name,
+                quantity=x.item.quantity,
+                unit_price=x.item.unit_price,
+                list_price=x.product.list_price,
+                subtotal=x.subtotal,
+                is_sample=x.item.is_sample,
+                is_highlighted=x.item.is_highlighted,
+                added_by_role=x.item.added_by_role,
+                unit_cogs=x.batch.unit_cogs,
+            )
+            for x in lines
+        ],
+        subtotal=_billable_subtotal(lines),
+        item_count=len(lines),
+    )
+
+
+async def client_cart(db: AsyncSession, session_id: int) -> ClientCart:
+    lines = await _lines(db, session_id)
+    return ClientCart(
+        items=[
+            ClientCartLine(
+                id=x.item.id,
+                batch_id=x.batch.id,
+                batch_code=x.batch.code,
+                product_id=x.product.id,
+                product_name=x.product.name,
+                quantity=x.item.quantity,
+                unit_price=x.item.unit_price,
+                list_price=x.product.list_price,
+                subtotal=x.subtotal,
+                is_sample=x.item.is_sample,
+                is_highlighted=x.item.is_highlighted,
+                added_by_role=x.item.added_by_role,
+            )
+            for x in lines
+        ],
+        subtotal=_billable_subtotal(lines),
+        item_count=len(lines),
+    )
+
+
+async def session_price(db: AsyncSession, live: LiveSession, product: Product) -> Decimal:
+    override = await db.scalar(
+        select(SessionPriceOverride.override_price).where(
+            SessionPriceOverride.session_id == live.id,
+            SessionPriceOverride.product_id == product.id,
+        )
+    )
+    client = await db.get(Client, live.client_id)
+    adjustment = client.price_adjustment_percent if client else ZERO
+    return unit_price(product.list_price, adjustment, override)
+
+
+def _role_of(actor: Actor) -> AddedByRole:
+    return AddedByRole.CLIENT if actor.role is Role.CLIENT else AddedByRole.HOST
+
+
+async def _ensure_quantity_fits(
+    db: AsyncSession, live: LiveSession, batch_id: int, quantity: Decimal
+) -> None:
+    available = await net_available(db, [batch_id], exclude_session_id=live.id)
+    require_available({batch_id: quantity}, available)
+
+
+async def add_to_cart(
+    db: AsyncSession,
+    actor: Actor,
+    live: LiveSession,
+    *,
+    batch_id: int,
+    quantity: Decimal,
+    is_sample: bool,
+    max_items: int,
+) -> None:
+    """Add a batch to the cart, merging into its line when it is already there."""
+    require_open(live, actor)
+    batch = await get_batch(db, batch_id)
+    line = await db.scalar(
+        select(SessionCartItem).where(
+            SessionCartItem.session_id == live.id, SessionCartItem.batch_id == batch_id
+        )
+    )
+    new_quantity = quantity + (line.quantity if line else ZERO)
+    if line is None:
+        count = await db.scalar(select(func.count()).where(SessionCartItem.session_id == live.id))
+        if (count or 0) >= max_items:
+            raise LimitExceeded(f"The cart already holds the maximum of {max_items} lines")
+    await _ensure_quantity_fits(db, live, batch_id, new_quantity)
+    if line is None:
+        product = await get_product(db, batch.product_id)
+        db.add(
+            SessionCartItem(
+                session_id=live.id,
+                batch_id=batch_id,
+                product_id=product.id,
+                quantity=new_quantity,
+                unit_price=await session_price(db, live, product),
+                added_by_role=_role_of(actor),
+                is_sample=is_sample,
+                is_highlighted=live.highlighted_batch_id == batch_id,
+            )
+        )
+    else:
+        line.quantity = new_quantity
+    touch(live)
+    await db.flush()
+
+
+async def _line_of(
+    db: AsyncSession, actor: Actor, live: LiveSession, cart_item_id: int
+) -> SessionCartItem:
+    line = await db.get(SessionCartItem, cart_item_id, populate_existing=True)
+    if line is None or line.session_id != live.id:
+        raise NotFound("Cart item", cart_item_id)
+    if actor.role is Role.CLIENT and line.added_by_role is not AddedByRole.CLIENT:
+        raise Forbidden("Clients may change only the cart lines they added")
+    return line
+
+
+async def update_quantity(
+    db: AsyncSession, actor: Actor, live: LiveSession, *, cart_item_id: int, quantity: Decimal
+) -> None:
+    require_open(live, actor)
+    line = await _line_of(db, actor, live, cart_item_id)
+    if quantity > line.quantity:
+        await _ensure_quantity_fits(db, live, line.batch_id, quantity)
+    line.quantity = quantity
+    touch(live)
+    await db.flush()
+
+
+async def remove_from_cart(
+    db: AsyncSession, actor: Actor, live: LiveSession, *, cart_item_id: int
+) -> None:
+    require_open(live, actor)
+    line = await _line_of(db, actor, live, cart_item_id)
+    await db.delete(line)
+    touch(live)
+    await db.flush()
+
+
+async def set_sample(
+    db: AsyncSession, actor: Actor, live: LiveSession, *, cart_item_id: int, is_sample: bool
+) -> None:
+    require_open(live, actor)
+    line = await _line_of(db, actor, live, cart_item_id)
+    line.is_sample = is_sample
+    touch(live)
+    await db.flush()
+
+
+async def highlight(
+    db: AsyncSession, actor: Actor, live: LiveSession, batch_id: int | None
+) -> None:
+    """Showcase one batch to the client (it need not be in the cart); None clears."""
+    require_open(live, actor)
+    if batch_id is not None:
+        await get_batch(db, batch_id)
+    live.highlighted_batch_id = batch_id
+    for line in (
+        await db.scalars(select(SessionCartItem).where(SessionCartItem.session_id == live.id))
+    ).all():
+        line.is_highlighted = line.batch_id == batch_id
+    touch(live)
+    await db.flush()
+
+
+async def set_override_price(
+    db: AsyncSession,
+    actor: Actor,
+    live: LiveSession,
+    *,
+    product_id: int,
+    price: Decimal | None,
+) -> None:
+    """Set (or clear, with None) a session price, re-pricing that product's lines."""
+    require_open(live, actor)
+    product = await get_product(db, product_id)
+    if price is None:
+        await db.execute(
+            delete(SessionPriceOverride).where(
+                SessionPriceOverride.session_id == live.id,
+                SessionPriceOverride.product_id == product_id,
+            )
+        )
+    else:
+        override = await db.scalar(
+            select(SessionPriceOverride).where(
+                SessionPriceOverride.session_id == live.id,
+                SessionPriceOverride.product_id == product_id,
+            )
+        )
+        if override is None:
+            db.add(
+                SessionPriceOverride(
+                    session_id=live.id, product_id=product_id, override_price=price
+                )
+            )
+        else:
+            override.override_price = price
+    await db.flush()
+    new_price = await session_price(db, live, product)
+    for line in (
+        await db.scalars(
+            select(SessionCartItem).where(
+                SessionCartItem.session_id == live.id, SessionCartItem.product_id == product_id
+            )
+        )
+    ).all():
+        line.unit_price = new_price
+    touch(live)
+    await db.flush()

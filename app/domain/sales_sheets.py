@@ -1,0 +1,79 @@
+"""Sales sheets: a frozen recap of a session showing list price, session price and discount."""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Client, LiveSession, SalesSheet
+from app.domain.actors import Actor
+from app.domain.cart import client_cart
+from app.domain.decimals import to_cents
+from app.domain.errors import NotFound
+from app.domain.sessions import utcnow
+
+
+async def generate_sales_sheet(db: AsyncSession, actor: Actor, live: LiveSession) -> SalesSheet:
+    """Snapshot the cart as the client sees it, with the discount from retail per line."""
+    cart = await client_cart(db, live.id)
+    client = await db.get(Client, live.client_id)
+    lines: list[dict[str, Any]] = []
+    list_total = Decimal(0)
+    session_total = Decimal(0)
+    for item in cart.items:
+        list_subtotal = to_cents(item.quantity * item.list_price)
+        billed = Decimal(0) if item.is_sample else item.subtotal
+        retail = Decimal(0) if item.is_sample else list_subtotal
+        list_total += retail
+        session_total += billed
+        lines.append(
+            {
+                "productName": item.product_name,
+                "batchCode": item.batch_code,
+                "quantity": str(item.quantity),
+                "listPrice": str(item.list_price),
+                "sessionPrice": str(item.unit_price),
+                "discountPerUnit": str(item.list_price - item.unit_price),
+                "discountPercent": _percent(item.list_price - item.unit_price, item.list_price),
+                "listSubtotal": str(list_subtotal),
+                "subtotal": str(billed),
+                "isSample": item.is_sample,
+            }
+        )
+    snapshot = {
+        "sessionId": live.id,
+        "title": live.title,
+        "clientName": client.name if client else "",
+        "generatedAt": utcnow().isoformat(),
+        "lines": lines,
+        "listTotal": str(list_total),
+        "total": str(session_total),
+        "discountTotal": str(list_total - session_total),
+        "discountPercent": _percent(list_total - session_total, list_total),
+    }
+    sheet = SalesSheet(
+        session_id=live.id,
+        token=secrets.token_urlsafe(32),
+        snapshot=snapshot,
+        created_by_user_id=actor.user_id,
+    )
+    db.add(sheet)
+    await db.flush()
+    return sheet
+
+
+def _percent(part: Decimal, whole: Decimal) -> str:
+    if whole == 0:
+        return "0.00"
+    return str((part * 100 / whole).quantize(Decimal("0.01")))
+
+
+async def sales_sheet_by_token(db: AsyncSession, token: str) -> SalesSheet:
+    sheet = await db.scalar(select(SalesSheet).where(SalesSheet.token == token))
+    if sheet is None:
+        raise NotFound("Sales sheet", "for that link")
+    return sheet

@@ -1,0 +1,101 @@
+"""What the outside sees of sessions and carts: staff views and separate client views.
+
+Client views are their own types built from the domain objects, so a cost or internal field
+can never reach a client by being added to a shared struct.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import msgspec
+
+from app.db.models import AddedByRole, SessionStatus
+
+
+class View(msgspec.Struct, rename="camel", kw_only=True):
+    """Base of domain views: camelCase on the wire."""
+
+
+class CartLine(View):
+    id: int
+    batch_id: int
+    batch_code: str
+    product_id: int
+    product_name: str
+    quantity: Decimal
+    unit_price: Decimal
+    list_price: Decimal
+    subtotal: Decimal
+    is_sample: bool
+    is_highlighted: bool
+    added_by_role: AddedByRole
+    unit_cogs: Decimal
+
+
+class Cart(View):
+    items: list[CartLine]
+    subtotal: Decimal
+    item_count: int
+
+
+class ClientCartLine(View):
+    id: int
+    batch_id: int
+    batch_code: str
+    product_id: int
+    product_name: str
+    quantity: Decimal
+    unit_price: Decimal
+    list_price: Decimal
+    subtotal: Decimal
+    is_sample: bool
+    is_highlighted: bool
+    added_by_role: AddedByRole
+
+
+class ClientCart(View):
+    items: list[ClientCartLine]
+    subtotal: Decimal
+    item_count: int
+
+
+class Highlight(View):
+    batch_id: int
+    batch_code: str
+    product_id: int
+    product_name: str
+    list_price: Decimal
+
+
+class SessionView(View):
+    id: int
+    status: SessionStatus
+    room_code: str
+    client_id: int
+    client_name: str
+    host_user_id: int
+    title: str | None
+    internal_notes: str | None
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    checkout_requested_at: datetime | None
+    last_activity_at: datetime
+    created_at: datetime
+    highlight: Highlight | None
+    order_id: int | None
+
+
+class ClientSessionView(View):
+    id: int
+    status: SessionStatus
+    room_code: str
+    title: str | None
+    host_user_id: int
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    checkout_requested_at: datetime | None
+    highlight: Highlight | None
