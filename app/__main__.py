@@ -27,9 +27,10 @@ def main(argv: list[str] | None = None) -> int:
 
     token = commands.add_parser("token", help="print a signed JWT for local use")
     token.add_argument("--role", choices=[r.value for r in Role], required=True)
-    token.add_argument("--sub", type=int, required=True, help="user id")
-    token.add_argument("--client-id", type=int, default=None, help="required for CLIENT")
-    token.add_argument("--ttl", type=int, default=8 * 3600, help="seconds until expiry")
+    # Positive only: the server refuses a token whose sub/clientId is not a positive id.
+    token.add_argument("--sub", type=_positive_int, required=True, help="user id")
+    token.add_argument("--client-id", type=_positive_int, default=None, help="required for CLIENT")
+    token.add_argument("--ttl", type=_positive_int, default=8 * 3600, help="seconds until expiry")
 
     gen = commands.add_parser("gen-client", help="regenerate clients/ from the registry")
     gen.add_argument("--check", action="store_true", help="fail if clients/ is out of date")
@@ -41,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     return _run(args, settings)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

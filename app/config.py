@@ -71,6 +71,13 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             "DATABASE_URL must start with sqlite+aiosqlite:// or mysql+aiomysql://, "
             f"got {settings.database_url.split(':', 1)[0]!r}"
         )
+    if settings.redis_url is not None and not settings.redis_url.startswith(
+        ("redis://", "rediss://", "unix://")
+    ):
+        raise ConfigError(
+            "REDIS_URL must start with redis://, rediss:// or unix://, "
+            f"got {settings.redis_url.split(':', 1)[0]!r}"
+        )
     return settings
 
 

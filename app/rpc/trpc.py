@@ -41,7 +41,11 @@ async def handle(
 ) -> tuple[int, bytes]:
     """Answer one tRPC HTTP request (single or batched) as (status, body)."""
     names = paths.split(",") if batch else [paths]
+    limit = dispatcher.services.settings.rpc_max_batch
     try:
+        if len(names) > limit:
+            # The same bound as a JSON-RPC batch: one request may not carry unbounded work.
+            raise RpcError(ErrorCode.PAYLOAD_TOO_LARGE, f"A batch may hold at most {limit} calls")
         inputs = _split_inputs(raw_input, len(names), batch)
     except RpcError as error:
         return error.code.http_status, error_envelope(error, paths)
@@ -77,6 +81,10 @@ def _split_inputs(raw: bytes | None, count: int, batch: bool) -> list[bytes | No
         return [None] * count
     try:
         by_index = _batch_inputs.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise RpcError(
+            ErrorCode.BAD_REQUEST, f"Batch input must be an object keyed by index: {exc}"
+        ) from None
     except msgspec.DecodeError as exc:
         raise RpcError(
             ErrorCode.PARSE_ERROR, f"Batch input must be an object keyed by index: {exc}"

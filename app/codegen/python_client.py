@@ -1,0 +1,227 @@
+"""Source of the generated client package: `client.py` (one typed method per procedure,
+grouped by namespace, sync and async), `__init__.py`, `_runtime.py` and `pyproject.toml`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app import __version__
+from app.codegen.model import Api, CodegenError, ProcedureSpec, Unset, pascal_case, snake_case
+from app.codegen.python_source import Imports, ModelRecorder, Renderer, docstring
+
+PACKAGE = "live_shopping_client"
+RUNTIME_TEMPLATE = Path(__file__).with_name("client_runtime.py")
+
+# Names client.py defines or imports besides the models; no model type may take one of them.
+_CLIENT_NAMES = frozenset(
+    {"LiveShoppingClient", "AsyncLiveShoppingClient", "SyncClientBase", "AsyncClientBase"}
+    | {"SyncTransport", "AsyncTransport", "Method", "DEFAULT_TIMEOUT"}
+    | {"Any", "Literal", "Decimal", "UUID", "date", "datetime", "time", "timedelta"}
+    | {"builtins", "httpx", "msgspec"}
+)
+
+
+def client_module(api: Api, header: str) -> str:
+    imports = Imports(modules={"httpx"})
+    imports.local["._runtime"] = {"AsyncClientBase", "AsyncTransport", "DEFAULT_TIMEOUT"}
+    imports.local["._runtime"] |= {"Method", "SyncClientBase", "SyncTransport"}
+    namespaces = api.namespaces
+    _check_names(api)
+    constants = _method_constants(api)
+    r = ModelRecorder(api, imports)
+    method_lines = [
+        f"{constants[p.name]}: Method[{r.type(p.output)}] = Method({p.name!r}, {r.type(p.output)})"
+        for p in api.procedures
+    ]
+    classes = [
+        _namespace_class(namespace, procedures, constants, r, is_async=is_async)
+        for is_async in (False, True)
+        for namespace, procedures in namespaces.items()
+    ]
+    classes += [_client_class(namespaces, is_async=False), _client_class(namespaces, is_async=True)]
+    doc = '"""LiveShoppingClient and AsyncLiveShoppingClient: one typed method per procedure."""'
+    return (
+        f"{header}{doc}\n\n{imports.render()}\n\n"
+        + "\n".join(method_lines)
+        + "\n\n\n"
+        + "\n\n".join(classes)
+    )
+
+
+def _check_names(api: Api) -> None:
+    taken = set(_CLIENT_NAMES)
+    attributes: set[str] = set()
+    for namespace in api.namespaces:
+        taken |= {f"{pascal_case(namespace)}Procedures", f"Async{pascal_case(namespace)}Procedures"}
+        attribute = namespace_attribute(namespace)
+        if attribute in attributes:
+            raise CodegenError(f"namespace {namespace!r} clashes with another as `{attribute}`")
+        attributes.add(attribute)
+    for name in sorted(spec.name for spec in api.types.values()):
+        if name in taken:
+            raise CodegenError(f"type name {name} is taken by the generated client itself")
+
+
+def _method_constants(api: Api) -> dict[str, str]:
+    constants: dict[str, str] = {}
+    for p in api.procedures:
+        constant = f"_{snake_case(p.namespace).upper()}_{p.method.upper().rstrip('_')}"
+        if constant in constants.values():
+            raise CodegenError(f"{p.name}: its Python name clashes with another procedure's")
+        constants[p.name] = constant
+    return constants
+
+
+def namespace_attribute(namespace: str) -> str:
+    name = snake_case(namespace)
+    if name in {"close", "aclose"} or not name.isidentifier():
+        raise CodegenError(f"namespace {namespace!r} cannot be a client attribute")
+    return name
+
+
+def _namespace_class(
+    namespace: str,
+    procedures: list[ProcedureSpec],
+    constants: dict[str, str],
+    module_renderer: Renderer,
+    *,
+    is_async: bool,
+) -> str:
+    prefix = "Async" if is_async else ""
+    transport = "AsyncTransport" if is_async else "SyncTransport"
+    # Inside the class body a method called `list` hides the builtin from the annotations.
+    shadowed = frozenset(p.method for p in procedures)
+    r = ModelRecorder(module_renderer.api, module_renderer.imports, shadowed)
+    lines = [
+        f"class {prefix}{pascal_case(namespace)}Procedures:",
+        f'    """`{namespace}.*` procedures."""',
+        "",
+        f"    def __init__(self, transport: {transport}) -> None:",
+        "        self._transport = transport",
+    ]
+    for p in procedures:
+        lines.append("")
+        lines += _method(p, constants[p.name], r, is_async=is_async)
+    return "\n".join(lines) + "\n"
+
+
+def _method(p: ProcedureSpec, constant: str, r: Renderer, *, is_async: bool) -> list[str]:
+    params = ["self"]
+    arguments = []
+    if p.input.fields:
+        params.append("*")
+    for f in p.input.fields:
+        if f.name == "self":
+            raise CodegenError(f"{p.name}: a param may not be called `self`")
+        annotation = r.type(f.type)
+        if f.required:
+            params.append(f"{f.name}: {annotation}")
+            arguments.append(f"{f.name}={f.name}")
+        elif f.default is Unset.UNSET:
+            params.append(f"{f.name}: {annotation} | msgspec.UnsetType = msgspec.UNSET")
+            arguments.append(f"{f.name}={f.name}")
+        elif f.default_factory is not None:
+            # A mutable default cannot sit in a signature: None stands for "the empty one".
+            params.append(f"{f.name}: {annotation} | None = None")
+            empty = {"list": "[]", "dict": "{}", "set": "set()"}[f.default_factory]
+            arguments.append(f"{f.name}={f.name} if {f.name} is not None else {empty}")
+        else:
+            params.append(f"{f.name}: {annotation} = {r.value(f.default)}")
+            arguments.append(f"{f.name}={f.name}")
+    if any(f.default is Unset.UNSET for f in p.input.fields):
+        r.imports.modules.add("msgspec")
+    r.imports.local.setdefault(".models", set()).add(p.input.name)
+    result = r.type(p.output)
+    signature = f"def {p.method}({', '.join(params)}) -> {result}:"
+    call = f"self._transport.call({constant}, {p.input.name}({', '.join(arguments)}))"
+    roles = f"for {', '.join(p.roles)}" if p.roles is not None else "open to everyone"
+    summary = (p.summary or p.name).strip()
+    doc = f"{summary}\n\n`{p.name}`: a {p.kind} {roles}."
+    return [
+        f"    {'async ' if is_async else ''}{signature}",
+        docstring(doc, indent=8),
+        f"        return {'await ' if is_async else ''}{call}",
+    ]
+
+
+def _client_class(namespaces: dict[str, list[ProcedureSpec]], *, is_async: bool) -> str:
+    prefix = "Async" if is_async else ""
+    http = "httpx.AsyncClient" if is_async else "httpx.Client"
+    closing = (
+        "an `async with` block or `await aclose()`" if is_async else "a `with` block or `close()`"
+    )
+    doc = (
+        f"{'Asyncio' if is_async else 'Blocking'} client of the Live Shopping JSON-RPC API.\n\n"
+        "Procedures are grouped by namespace: `client.catalog.create_product(...)` calls "
+        "`catalog.createProduct`. The service's errors raise `RpcError`.\n\n"
+        f"Close it ({closing}) to release its connections. An `http_client` passed in is "
+        "left open, and `timeout` applies only to the client made here."
+    )
+    base = "AsyncClientBase" if is_async else "SyncClientBase"
+    lines = [
+        f"class {prefix}LiveShoppingClient({base}):",
+        docstring(doc, indent=4),
+        "",
+        "    def __init__(",
+        "        self,",
+        "        base_url: str,",
+        "        *,",
+        "        token: str | None = None,",
+        "        timeout: float = DEFAULT_TIMEOUT,",
+        f"        http_client: {http} | None = None,",
+        "    ) -> None:",
+        "        super().__init__(base_url, token=token, timeout=timeout, http_client=http_client)",
+    ]
+    for namespace in namespaces:
+        attribute = namespace_attribute(namespace)
+        procedures_class = f"{prefix}{pascal_case(namespace)}Procedures"
+        lines.append(f"        self.{attribute} = {procedures_class}(self._transport)")
+    return "\n".join(lines) + "\n"
+
+
+def init_module(header: str) -> str:
+    return f'''{header}"""Typed Python client of the Live Shopping JSON-RPC API (sync and asyncio).
+
+    from decimal import Decimal
+
+    from {PACKAGE} import LiveShoppingClient
+
+    with LiveShoppingClient("http://127.0.0.1:8000", token=token) as client:
+        created = client.catalog.create_product(name="Tea", sku="T1", list_price=Decimal("9.5"))
+
+Params and results are msgspec Structs in `{PACKAGE}.models`, generated from the server's
+procedure registry. The service's errors raise `RpcError`; an answer that is not JSON-RPC
+raises `ProtocolError`.
+"""
+
+from ._runtime import ProtocolError, RpcError
+from .client import AsyncLiveShoppingClient, LiveShoppingClient
+
+__all__ = ["AsyncLiveShoppingClient", "LiveShoppingClient", "ProtocolError", "RpcError"]
+__version__ = "{__version__}"
+'''
+
+
+def runtime_module(header: str) -> str:
+    return header + RUNTIME_TEMPLATE.read_text()
+
+
+def pyproject(header: str) -> str:
+    return f"""{header}[project]
+name = "live-shopping-client"
+version = "{__version__}"
+description = "Typed Python client of the Live Shopping JSON-RPC API (sync and asyncio)."
+requires-python = ">=3.11"
+dependencies = ["httpx>=0.27", "msgspec>=0.18"]
+
+[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[tool.setuptools]
+packages = ["{PACKAGE}"]
+
+[tool.setuptools.package-data]
+{PACKAGE} = ["py.typed"]
+"""
