@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -17,7 +16,7 @@ from app.domain.views import Cart, SessionView
 from app.rpc.context import CallContext
 from app.rpc.paging import Limit, Offset
 from app.rpc.registry import Feature, Input, Namespace, Output
-from app.rpc.types import Id, MoneyIn, QuantityIn
+from app.rpc.types import AwareDateTime, Id, MoneyIn, QuantityIn
 
 ns = Namespace("liveShopping", feature=Feature.LIVE_SHOPPING)
 
@@ -34,7 +33,7 @@ def limits(ctx: CallContext) -> use.Limits:
 class CreateSession(Input):
     client_id: Id
     title: Title | None = None
-    scheduled_at: datetime | None = None
+    scheduled_at: AwareDateTime | None = None
     internal_notes: Notes | None = None
 
 
@@ -51,8 +50,8 @@ class ListSessions(Input):
     status: SessionStatus | None = None
     client_id: Id | None = None
     host_user_id: Id | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
+    created_from: AwareDateTime | None = None
+    created_to: AwareDateTime | None = None
     limit: Limit = 50
     offset: Offset = 0
 

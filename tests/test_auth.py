@@ -232,11 +232,6 @@ async def test_a_later_token_with_another_role_updates_the_user_role(
     assert await users(db_url) == [(4242, Role.ADMIN, None)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/rpc/dispatch.py caches whole Actors per process, so a role seen before "
-    "is not written back after another token changed it",
-)
 async def test_flipping_back_to_an_earlier_role_updates_the_user_role_again(
     any_db_rpc: Rpc, db_url: str
 ) -> None:

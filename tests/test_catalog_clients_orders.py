@@ -54,3 +54,36 @@ async def test_ordering_more_than_available_is_refused_and_changes_nothing(any_d
     assert failure.value.code == "PRECONDITION_FAILED"
     assert await rpc.staff("orders.list", {}) == []
     assert (await rpc.admin("catalog.listBatches", {}))[0]["reservedQty"] == "0.0000"
+
+
+async def test_an_order_whose_total_is_too_large_to_record_is_refused_and_changes_nothing(
+    any_db_rpc: Rpc,
+) -> None:
+    rpc = any_db_rpc
+    _, batch_id, client_id = await _world(rpc)
+    line = {"batchId": batch_id, "quantity": "2", "unitPrice": "9999999999999.99"}
+    with pytest.raises(RpcFailure) as failure:
+        await rpc.staff("orders.create", {"clientId": client_id, "lines": [line]})
+    assert failure.value.code == "UNPROCESSABLE_CONTENT"
+    assert await rpc.staff("orders.list", {}) == []
+    assert (await rpc.admin("catalog.listBatches", {}))[0]["reservedQty"] == "0.0000"
+
+
+async def test_a_client_markup_pricing_beyond_the_largest_amount_is_refused(
+    any_db_rpc: Rpc,
+) -> None:
+    rpc = any_db_rpc
+    product = await rpc.admin(
+        "catalog.createProduct",
+        {"name": "Crown", "sku": "CR-1", "listPrice": "9999999999999.99"},
+    )
+    batch = await rpc.admin(
+        "catalog.createBatch",
+        {"productId": product["id"], "code": "CR-1-A", "onHandQty": "1", "unitCogs": "1"},
+    )
+    client = await rpc.staff("clients.create", {"name": "Ada", "priceAdjustmentPercent": "10"})
+    line = {"batchId": batch["id"], "quantity": "1"}
+    with pytest.raises(RpcFailure) as failure:
+        await rpc.staff("orders.create", {"clientId": client["id"], "lines": [line]})
+    assert failure.value.code == "UNPROCESSABLE_CONTENT"
+    assert await rpc.staff("orders.list", {}) == []

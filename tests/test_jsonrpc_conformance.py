@@ -226,11 +226,6 @@ async def test_params_that_break_the_input_type_are_invalid_params_with_the_issu
     assert all(isinstance(issue["message"], str) and issue["message"] for issue in issues)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/domain/decimals.py: DecimalRule.problem quantizes past the 28-digit decimal "
-    "context and raises InvalidOperation, so the call becomes INTERNAL_SERVER_ERROR",
-)
 async def test_a_decimal_longer_than_the_decimal_context_is_invalid_params(rpc: Rpc) -> None:
     params = {**BATCH_PARAMS, "onHandQty": "1234567890123456789012345678.12345"}
     response = await rpc.post(envelope("catalog.createBatch", params, 14), rpc.tokens.admin)

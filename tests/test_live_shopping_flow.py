@@ -173,3 +173,20 @@ async def test_a_session_runs_from_creation_to_an_order_with_a_sales_sheet(shop:
     assert wrap_line["List price"] == "50.00"
     assert wrap_line["Your price"] == "45.00"
     assert wrap_line["Discount / unit"] == "5.00 (10.00%)"
+
+
+async def test_the_sales_sheet_rounds_the_discount_percent_half_up(shop: Shop) -> None:
+    rpc = shop.rpc
+    belt = await shop.stock(name="Belt", list_price="40.00")
+    room = await shop.session(await shop.customer())
+    await shop.add(room, belt, "1")
+    await rpc.staff(  # 0.01 off 40.00 is 0.025%: half-up gives 0.03, half-even would give 0.02
+        "liveShopping.setOverridePrice",
+        {"sessionId": room.id, "productId": belt.product_id, "overridePrice": "39.99"},
+    )
+    sheet = await rpc.staff("liveShopping.generateSalesSheet", {"sessionId": room.id})
+
+    page = await rpc.http.get(urlsplit(sheet["shareUrl"]).path)
+
+    (line,) = sheet_lines(page.text).values()
+    assert line["Discount / unit"] == "0.01 (0.03%)"

@@ -14,7 +14,6 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
 
 from app.db.engine import create_engine
 from app.db.migrate import alembic_config, downgrade, upgrade
@@ -113,15 +112,7 @@ def test_upgrade_twice_is_a_no_op(fresh_url: str) -> None:
         "sqlite",
         pytest.param(
             "mariadb",
-            marks=[
-                pytest.mark.mariadb,
-                pytest.mark.xfail(
-                    strict=True,
-                    raises=OperationalError,
-                    reason="0001 downgrade drops ix_order_lines_order_id before its table; "
-                    "MariaDB refuses (1553, index needed by a foreign key)",
-                ),
-            ],
+            marks=pytest.mark.mariadb,
         ),
     ],
     indirect=True,

@@ -56,6 +56,18 @@ class Unprocessable(DomainError):
     """Understood but cannot be carried out as asked."""
 
 
+class AmountTooLarge(Unprocessable):
+    """A computed amount (a price, a line or order total) is beyond what can be recorded."""
+
+    def __init__(self, what: str, amount: object, largest: object) -> None:
+        super().__init__(
+            f"{what} would be {amount}, more than the largest amount that can be recorded "
+            f"({largest})",
+            amount=str(amount),
+            largest=str(largest),
+        )
+
+
 class InsufficientInventory(PreconditionFailed):
     def __init__(self, batch_id: int, requested: object, available: object) -> None:
         super().__init__(

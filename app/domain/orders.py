@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 from app.db.models import Batch, Order, OrderLine, Product
 from app.domain.actors import Actor
 from app.domain.clients import get_client
-from app.domain.decimals import to_cents
+from app.domain.decimals import recordable_money, to_cents
 from app.domain.errors import NotFound
 from app.domain.holds import net_available, require_available
 from app.domain.pricing import unit_price
@@ -64,7 +64,10 @@ async def create_order(
             else unit_price(product.list_price, client.price_adjustment_percent, None)
         )
         line_total = Decimal(0) if line.is_sample else to_cents(line.quantity * price)
-        total += line_total
+        # Checked before anything is reserved: an order the database cannot store is refused
+        # whole (on MariaDB it would fail at flush, on SQLite be stored out of range).
+        recordable_money(line_total, f"The total of the line for batch {batch.id}")
+        total = recordable_money(total + line_total, "The order total")
         order.lines.append(
             OrderLine(
                 batch_id=batch.id,

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from app.domain.decimals import to_cents
+from app.domain.decimals import recordable_money, to_cents
 
 HUNDRED = Decimal(100)
 
 
 def client_price(list_price: Decimal, adjustment_percent: Decimal) -> Decimal:
     """List price adjusted by the client's percentage, rounded half-up to cents."""
-    return to_cents(list_price * (HUNDRED + adjustment_percent) / HUNDRED)
+    adjusted = to_cents(list_price * (HUNDRED + adjustment_percent) / HUNDRED)
+    # A markup can lift a list price near the maximum past what a price column holds.
+    return recordable_money(adjusted, "The price after the client's adjustment")
 
 
 def unit_price(

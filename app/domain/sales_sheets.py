@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import Client, LiveSession, SalesSheet
 from app.domain.actors import Actor
 from app.domain.cart import client_cart
-from app.domain.decimals import to_cents
+from app.domain.decimals import CENT, to_cents
 from app.domain.errors import NotFound
 from app.domain.sessions import utcnow
 
@@ -69,7 +69,8 @@ async def generate_sales_sheet(db: AsyncSession, actor: Actor, live: LiveSession
 def _percent(part: Decimal, whole: Decimal) -> str:
     if whole == 0:
         return "0.00"
-    return str((part * 100 / whole).quantize(Decimal("0.01")))
+    # Half-up like every other rounding shown to a client (the default would round half-even).
+    return str((part * 100 / whole).quantize(CENT, rounding=ROUND_HALF_UP))
 
 
 async def sales_sheet_by_token(db: AsyncSession, token: str) -> SalesSheet:

@@ -17,6 +17,9 @@ TRANSITIONS: dict[S, frozenset[S]] = {
 
 # Sessions whose carts hold inventory (soft holds).
 OPEN_STATUSES = frozenset({S.SCHEDULED, S.ACTIVE, S.PAUSED})
+# Open sessions the idle timeout may end: those the machine lets reach ENDED. A SCHEDULED
+# session has not started, so it cannot be idle.
+TIMEOUT_STATUSES = frozenset(s for s in OPEN_STATUSES if S.ENDED in TRANSITIONS[s])
 FINAL_STATUSES = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
 
 

@@ -11,19 +11,34 @@ from app.db.models import LiveSession, SessionStatus
 from app.domain.announce import announce
 from app.domain.outbox import EventType
 from app.domain.sessions import utcnow
-from app.domain.status import OPEN_STATUSES
+from app.domain.status import TIMEOUT_STATUSES
+
+SWEEP_BATCH = 100
 
 
-async def idle_session_ids(db: AsyncSession, *, idle_for: timedelta, now: datetime) -> list[int]:
+async def idle_session_ids(
+    db: AsyncSession,
+    *,
+    idle_for: timedelta,
+    now: datetime,
+    after_id: int = 0,
+    limit: int = SWEEP_BATCH,
+) -> list[int]:
+    """Up to `limit` ids, ascending and above `after_id`, of sessions idle past the timeout.
+
+    Paging by id (not offset) lets a sweep walk every idle session even while it, or another
+    worker, ends some of them, and always finishes.
+    """
     cutoff = now - idle_for
     stmt = (
         select(LiveSession.id)
         .where(
-            LiveSession.status.in_(list(OPEN_STATUSES)),
+            LiveSession.id > after_id,
+            LiveSession.status.in_(list(TIMEOUT_STATUSES)),
             LiveSession.last_activity_at < cutoff,
         )
         .order_by(LiveSession.id)
-        .limit(100)
+        .limit(limit)
     )
     return list((await db.scalars(stmt)).all())
 
@@ -31,7 +46,7 @@ async def idle_session_ids(db: AsyncSession, *, idle_for: timedelta, now: dateti
 async def end_if_idle(
     db: AsyncSession, session_id: int, *, idle_for: timedelta, now: datetime | None = None
 ) -> bool:
-    """End one session if it is still open and idle; True only for the worker that did it.
+    """End one ACTIVE or PAUSED session if still idle; True only for the worker that did it.
 
     The UPDATE's WHERE re-checks both conditions, so when several workers race, the database
     lets exactly one of them change the row; the others see zero rows affected.
@@ -41,7 +56,7 @@ async def end_if_idle(
         update(LiveSession)
         .where(
             LiveSession.id == session_id,
-            LiveSession.status.in_(list(OPEN_STATUSES)),
+            LiveSession.status.in_(list(TIMEOUT_STATUSES)),
             LiveSession.last_activity_at < now - idle_for,
         )
         .values(status=SessionStatus.ENDED, ended_at=now)

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 from sqlalchemy.exc import IntegrityError
 
-from app.domain.actors import Actor
+from app.domain.actors import Actor, Role
 from app.domain.users import ensure_user
 from app.rpc.context import CallContext, UnitOfWork
 from app.rpc.errors import ErrorCode, Issue, RpcError, error_from_exception
@@ -46,8 +46,10 @@ class Dispatcher:
         self.services = services
         features = [Feature.LIVE_SHOPPING] if services.settings.live_shopping_enabled else []
         self.registry = registry.enabled(features)
-        # Users already created/refreshed by this process; bounded so it cannot grow forever.
-        self._known_users: OrderedDict[Actor, None] = OrderedDict()
+        # user id -> (role, client id) this process last wrote to that user's row, so a token
+        # whose claims differ from it (even ones seen before: A -> B -> A) is written again.
+        # Bounded so it cannot grow forever.
+        self._known_users: OrderedDict[int, tuple[Role, int | None]] = OrderedDict()
 
     def lookup(self, method: str) -> Procedure:
         procedure = self.registry.get(method)
@@ -86,17 +88,21 @@ class Dispatcher:
         return actor
 
     async def _remember_user(self, actor: Actor) -> None:
-        if actor in self._known_users:
-            self._known_users.move_to_end(actor)
+        claims = (actor.role, actor.client_id)
+        if self._known_users.get(actor.user_id) == claims:
+            self._known_users.move_to_end(actor.user_id)
             return
         async with self.services.db.write_sessions() as session:
             try:
                 await ensure_user(session, actor)
                 await session.commit()
             except IntegrityError:
-                # Another request created the same user first; that is the row we wanted.
+                # Another request created the same user first, perhaps with other claims:
+                # leave it uncached so the next call compares and refreshes the row.
                 await session.rollback()
-        self._known_users[actor] = None
+                return
+        self._known_users[actor.user_id] = claims
+        self._known_users.move_to_end(actor.user_id)
         if len(self._known_users) > 10_000:
             self._known_users.popitem(last=False)
 

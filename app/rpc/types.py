@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -26,6 +27,9 @@ PercentIn = Annotated[
     PERCENT_ADJUSTMENT,
     msgspec.Meta(description="Percent from -100 to 100, 2 places", examples=["-10"]),
 ]
+# Stored times are UTC; a time without an offset is ambiguous, so it is refused at the edge
+# (it would otherwise reach the database layer, which rejects naive datetimes).
+AwareDateTime = Annotated[datetime, msgspec.Meta(tz=True)]
 Id = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
