@@ -12,6 +12,10 @@ from app.domain.actors import Actor, Role
 from app.domain.errors import Unauthenticated
 
 ALGORITHM = "HS256"
+# A stream ticket opens one SSE stream (query string `?ticket=`) for a minute; it is not a
+# bearer token for the RPC surface.
+TICKET_TYPE = "stream-ticket"
+TICKET_TTL_SECONDS = 60
 
 
 class TokenService:
@@ -48,7 +52,29 @@ class TokenService:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("Authorization header must be 'Bearer <token>'")
-        return self.actor_from_claims(self.decode(token.strip()))
+        claims = self.decode(token.strip())
+        if claims.get("typ") == TICKET_TYPE:
+            raise Unauthenticated("A stream ticket only opens its stream; send a bearer token")
+        return self.actor_from_claims(claims)
+
+    def issue_stream_ticket(self, actor: Actor, stream: str) -> tuple[str, int]:
+        """A short-lived ticket for one stream (e.g. 'staff:12'); returns (ticket, exp)."""
+        ticket = self.issue(
+            sub=actor.user_id,
+            role=actor.role,
+            client_id=actor.client_id,
+            ttl_seconds=TICKET_TTL_SECONDS,
+            extra={"typ": TICKET_TYPE, "stream": stream},
+        )
+        return ticket, int(time.time()) + TICKET_TTL_SECONDS
+
+    def authenticate_ticket(self, ticket: str, stream: str) -> Actor:
+        claims = self.decode(ticket)
+        if claims.get("typ") != TICKET_TYPE:
+            raise Unauthenticated("Not a stream ticket")
+        if claims.get("stream") != stream:
+            raise Unauthenticated("This ticket was issued for another stream")
+        return self.actor_from_claims(claims)
 
     def decode(self, token: str) -> dict[str, Any]:
         try:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from app.auth import TokenService
 from app.config import Settings
 from app.db.engine import Database
+from app.events.bus import EventBus, create_bus
 
 
 @dataclass(slots=True)
@@ -14,12 +15,20 @@ class Services:
     settings: Settings
     db: Database
     tokens: TokenService
+    bus: EventBus
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
         return cls(
-            settings=settings, db=Database(settings.database_url), tokens=TokenService(settings)
+            settings=settings,
+            db=Database(settings.database_url),
+            tokens=TokenService(settings),
+            bus=create_bus(settings.redis_url),
         )
 
+    async def start(self) -> None:
+        await self.bus.start()
+
     async def close(self) -> None:
+        await self.bus.close()
         await self.db.dispose()

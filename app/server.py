@@ -9,11 +9,14 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar, get
+from litestar import Litestar, Response, get
 from litestar.datastructures import State
+from sqlalchemy import text
 
 import procedures  # noqa: F401 - importing registers every procedure
 from app.config import Settings, load_settings
+from app.events.bus import RedisBus
+from app.events.sse import ROUTES as SSE_ROUTES
 from app.idle_sweeper import run_forever
 from app.rpc.dispatch import Dispatcher
 from app.rpc.http import ROUTES
@@ -21,10 +24,37 @@ from app.rpc.registry import REGISTRY
 from app.runtime import Services
 from app.web.sales_sheets import sales_sheet_page
 
+READINESS_TIMEOUT_S = 2.0
+
 
 @get("/healthz", sync_to_thread=False)
 def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
     return {"status": "ok"}
+
+
+@get("/readyz")
+async def readyz(state: State) -> Response[dict[str, str]]:
+    """Readiness: 503 without the database; 'degraded' (still 200) without Redis.
+
+    Without Redis every worker is equally degraded, so taking them out of the load balancer
+    would not help: calls still commit and streams fall back to reading the outbox.
+    """
+    services: Services = state.services
+    database = "ok"
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT_S), services.db.read_sessions() as db:
+            await db.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure means not ready; say which part
+        logging.getLogger("app.health").warning("readiness: database check failed: %s", exc)
+        database = "unavailable"
+    bus = "memory"
+    if isinstance(services.bus, RedisBus):
+        bus = "redis" if services.bus.healthy else "redis-unavailable"
+    ready = database == "ok"
+    status = "unavailable" if not ready else "ok" if bus != "redis-unavailable" else "degraded"
+    body = {"status": status, "database": database, "bus": bus}
+    return Response(body, status_code=200 if ready else 503)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -34,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        await services.start()
         sweeper = asyncio.create_task(run_forever(services), name="idle-sweeper")
         try:
             yield
@@ -45,7 +76,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     return Litestar(
-        route_handlers=[*ROUTES, healthz, sales_sheet_page],
+        route_handlers=[*ROUTES, *SSE_ROUTES, healthz, readyz, sales_sheet_page],
         state=State({"dispatcher": dispatcher, "services": services}),
         lifespan=[lifespan],
         request_max_body_size=settings.rpc_max_body_bytes,

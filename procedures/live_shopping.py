@@ -11,8 +11,9 @@ from app.db.models import SessionStatus
 from app.domain import live_shopping as use
 from app.domain.actors import STAFF_ROLES
 from app.domain.inventory import search_inventory
-from app.domain.sessions import SessionFilter, list_sessions
+from app.domain.sessions import SessionFilter, list_sessions, session_for_staff
 from app.domain.views import Cart, SessionView
+from app.events.streams import staff_stream_key, staff_stream_path
 from app.rpc.context import CallContext
 from app.rpc.paging import Limit, Offset
 from app.rpc.registry import Feature, Input, Namespace, Output
@@ -328,3 +329,20 @@ async def search_inventory_(ctx: CallContext, params: SearchInventory) -> list[S
         )
         for x in rows
     ]
+
+
+class StaffStreamTicket(Output):
+    ticket: str
+    expires_at: int
+    stream_url: str
+
+
+@ns.query("createStreamTicket", roles=STAFF_ROLES)
+async def create_stream_ticket(ctx: CallContext, params: SessionRef) -> StaffStreamTicket:
+    """A 60-second ticket that opens this session's staff stream (`?ticket=`), for EventSource."""
+    await session_for_staff(ctx.db, ctx.actor, params.session_id)
+    ticket, expires_at = ctx.services.tokens.issue_stream_ticket(
+        ctx.actor, staff_stream_key(params.session_id)
+    )
+    url = f"{ctx.base_url}{staff_stream_path(params.session_id)}?ticket={ticket}"
+    return StaffStreamTicket(ticket=ticket, expires_at=expires_at, stream_url=url)

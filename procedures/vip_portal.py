@@ -11,7 +11,9 @@ import msgspec
 from app.domain import live_shopping as use
 from app.domain.actors import Role
 from app.domain.inventory import search_inventory
+from app.domain.sessions import session_for_client
 from app.domain.views import ClientCart, ClientSessionView
+from app.events.streams import client_stream_key, client_stream_path
 from app.rpc.context import CallContext
 from app.rpc.paging import Limit
 from app.rpc.registry import Feature, Input, Namespace, NoInput, Output
@@ -141,3 +143,20 @@ async def search_inventory_(ctx: CallContext, params: ClientSearchInventory) -> 
         )
         for x in rows
     ]
+
+
+class ClientStreamTicket(Output):
+    ticket: str
+    expires_at: int
+    stream_url: str
+
+
+@ns.query("createStreamTicket", roles=CLIENT)
+async def create_stream_ticket(ctx: CallContext, params: RoomRef) -> ClientStreamTicket:
+    """A 60-second ticket that opens this room's client stream (`?ticket=`), for EventSource."""
+    await session_for_client(ctx.db, ctx.actor, params.room_code)
+    ticket, expires_at = ctx.services.tokens.issue_stream_ticket(
+        ctx.actor, client_stream_key(params.room_code)
+    )
+    url = f"{ctx.base_url}{client_stream_path(params.room_code)}?ticket={ticket}"
+    return ClientStreamTicket(ticket=ticket, expires_at=expires_at, stream_url=url)

@@ -1,15 +1,17 @@
 """The transactional outbox: every session change appends an event row in its transaction.
 
-Publishing happens after commit, outside the domain: the rows appended by a unit of work are
-listed in `session.info[OUTBOX_KEY]` for the transport layer to pick up.
+Publishing happens after commit, outside the domain: the events appended by a unit of work are
+listed in `session.info[OUTBOX_KEY]` for the transport layer to pick up (`appended_events`).
 """
 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import LiveSession, SessionEvent
@@ -27,6 +29,27 @@ class EventType(enum.StrEnum):
     SESSION_CONVERTED = "SESSION_CONVERTED"
     SALES_SHEET_READY = "SALES_SHEET_READY"
     SESSION_TIMEOUT = "SESSION_TIMEOUT"
+
+
+@dataclass(frozen=True, slots=True)
+class AppendedEvent:
+    """A plain copy of one outbox row, safe to use after its transaction has ended."""
+
+    session_id: int
+    seq: int
+    type: str
+    payload: dict[str, Any]
+
+
+def appended_events(db: AsyncSession) -> list[AppendedEvent]:
+    """Take the events this session appended (call after commit; clears the list)."""
+    events: list[AppendedEvent] = db.info.pop(OUTBOX_KEY, [])
+    return events
+
+
+def discard_appended(db: AsyncSession) -> None:
+    """Forget appended events whose transaction was rolled back."""
+    db.info.pop(OUTBOX_KEY, None)
 
 
 def record_event(
@@ -51,6 +74,25 @@ def record_event(
         session_id=live.id, seq=live.last_event_seq, type=event_type.value, payload=payload
     )
     db.add(event)
-    appended: list[tuple[int, int]] = db.info.setdefault(OUTBOX_KEY, [])
-    appended.append((live.id, live.last_event_seq))
+    appended: list[AppendedEvent] = db.info.setdefault(OUTBOX_KEY, [])
+    appended.append(AppendedEvent(live.id, live.last_event_seq, event_type.value, payload))
     return event
+
+
+async def events_after(
+    db: AsyncSession, session_id: int, after_seq: int, *, limit: int = 500
+) -> list[AppendedEvent]:
+    """Outbox events of one session with seq > after_seq, oldest first (replay and backfill)."""
+    rows = await db.execute(
+        select(SessionEvent.seq, SessionEvent.type, SessionEvent.payload)
+        .where(SessionEvent.session_id == session_id, SessionEvent.seq > after_seq)
+        .order_by(SessionEvent.seq)
+        .limit(limit)
+    )
+    return [AppendedEvent(session_id, seq, type_, payload) for seq, type_, payload in rows]
+
+
+async def latest_seq(db: AsyncSession, session_id: int) -> int:
+    """The sequence number of the session's newest event (0 when it has none)."""
+    seq = await db.scalar(select(LiveSession.last_event_seq).where(LiveSession.id == session_id))
+    return seq or 0

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.domain.actors import Actor
 from app.domain.errors import Unauthenticated
+from app.domain.outbox import AppendedEvent, appended_events
 
 if TYPE_CHECKING:
     from app.rpc.registry import Registry
@@ -24,6 +25,8 @@ class UnitOfWork:
         self._sessions = sessions
         self._session: AsyncSession | None = None
         self.after_commit: list[Callable[[], Awaitable[None]]] = []
+        # Outbox events of the committed transaction, for the bus to publish.
+        self.committed_events: list[AppendedEvent] = []
 
     @property
     def session(self) -> AsyncSession:
@@ -34,6 +37,7 @@ class UnitOfWork:
     async def commit(self) -> None:
         if self._session is not None:
             await self._session.commit()
+            self.committed_events = appended_events(self._session)
 
     async def close(self) -> None:
         # Closing without commit rolls back whatever the call did.

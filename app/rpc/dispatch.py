@@ -144,6 +144,7 @@ class Dispatcher:
             await uow.commit()
         finally:
             await uow.close()
+        await self.services.bus.publish(uow.committed_events)
         for hook in uow.after_commit:
             try:
                 await hook()

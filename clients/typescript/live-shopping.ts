@@ -121,6 +121,12 @@ export interface ClientStock {
   listPrice: string;
 }
 
+export interface ClientStreamTicket {
+  ticket: string;
+  expiresAt: number;
+  streamUrl: string;
+}
+
 export interface ClientUpdateCartQuantity {
   roomCode: string;
   cartItemId: number;
@@ -376,6 +382,12 @@ export interface SetOverridePrice {
   overridePrice: string | number | null;
 }
 
+export interface StaffStreamTicket {
+  ticket: string;
+  expiresAt: number;
+  streamUrl: string;
+}
+
 export interface StockOut {
   batchId: number;
   productId: number;
@@ -531,6 +543,13 @@ export interface Procedures {
     kind: "mutation";
     roles: "ADMIN" | "STAFF";
   };
+  /** A 60-second ticket that opens this session's staff stream (`?ticket=`), for EventSource. */
+  "liveShopping.createStreamTicket": {
+    input: SessionRef;
+    output: StaffStreamTicket;
+    kind: "query";
+    roles: "ADMIN" | "STAFF";
+  };
   /** End the session, optionally converting its cart into an order in one transaction. */
   "liveShopping.endSession": {
     input: EndSession;
@@ -650,6 +669,13 @@ export interface Procedures {
     kind: "mutation";
     roles: "CLIENT";
   };
+  /** A 60-second ticket that opens this room's client stream (`?ticket=`), for EventSource. */
+  "vipPortalLiveShopping.createStreamTicket": {
+    input: RoomRef;
+    output: ClientStreamTicket;
+    kind: "query";
+    roles: "CLIENT";
+  };
   /** The client's newest open session, or null. */
   "vipPortalLiveShopping.getActiveSession": {
     input: NoInput;
@@ -720,6 +746,7 @@ export const PROCEDURE_KINDS = {
   "liveShopping.cancelSession": "mutation",
   "liveShopping.checkCreditStatus": "query",
   "liveShopping.createSession": "mutation",
+  "liveShopping.createStreamTicket": "query",
   "liveShopping.endSession": "mutation",
   "liveShopping.generateSalesSheet": "mutation",
   "liveShopping.getSession": "query",
@@ -737,6 +764,7 @@ export const PROCEDURE_KINDS = {
   "rpc.discover": "query",
   "system.health": "query",
   "vipPortalLiveShopping.addToCart": "mutation",
+  "vipPortalLiveShopping.createStreamTicket": "query",
   "vipPortalLiveShopping.getActiveSession": "query",
   "vipPortalLiveShopping.getSessionByRoomCode": "query",
   "vipPortalLiveShopping.removeFromCart": "mutation",

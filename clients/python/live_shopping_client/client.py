@@ -30,6 +30,7 @@ from .models import (
     ClientSearchInventory,
     ClientSessionWithCart,
     ClientStock,
+    ClientStreamTicket,
     ClientUpdateCartQuantity,
     ClientView,
     CreateBatch,
@@ -66,6 +67,7 @@ from .models import (
     SessionView,
     SessionWithCart,
     SetOverridePrice,
+    StaffStreamTicket,
     StockOut,
     ToggleCartItemSample,
     UpdateBatch,
@@ -97,6 +99,9 @@ _LIVE_SHOPPING_CHECK_CREDIT_STATUS: Method[CreditStatusOut] = Method(
 _LIVE_SHOPPING_CREATE_SESSION: Method[SessionCreated] = Method(
     "liveShopping.createSession", SessionCreated
 )
+_LIVE_SHOPPING_CREATE_STREAM_TICKET: Method[StaffStreamTicket] = Method(
+    "liveShopping.createStreamTicket", StaffStreamTicket
+)
 _LIVE_SHOPPING_END_SESSION: Method[EndSessionOut] = Method("liveShopping.endSession", EndSessionOut)
 _LIVE_SHOPPING_GENERATE_SALES_SHEET: Method[SalesSheetOut] = Method(
     "liveShopping.generateSalesSheet", SalesSheetOut
@@ -127,6 +132,9 @@ _RPC_DISCOVER: Method[dict[str, Any]] = Method("rpc.discover", dict[str, Any])
 _SYSTEM_HEALTH: Method[Health] = Method("system.health", Health)
 _VIP_PORTAL_LIVE_SHOPPING_ADD_TO_CART: Method[ClientCart] = Method(
     "vipPortalLiveShopping.addToCart", ClientCart
+)
+_VIP_PORTAL_LIVE_SHOPPING_CREATE_STREAM_TICKET: Method[ClientStreamTicket] = Method(
+    "vipPortalLiveShopping.createStreamTicket", ClientStreamTicket
 )
 _VIP_PORTAL_LIVE_SHOPPING_GET_ACTIVE_SESSION: Method[ActiveSession] = Method(
     "vipPortalLiveShopping.getActiveSession", ActiveSession
@@ -359,6 +367,15 @@ class LiveShoppingProcedures:
             ),
         )
 
+    def create_stream_ticket(self, *, session_id: int) -> StaffStreamTicket:
+        """A 60-second ticket that opens this session's staff stream (`?ticket=`), for EventSource.
+
+        `liveShopping.createStreamTicket`: a query for ADMIN, STAFF.
+        """
+        return self._transport.call(
+            _LIVE_SHOPPING_CREATE_STREAM_TICKET, SessionRef(session_id=session_id)
+        )
+
     def end_session(
         self,
         *,
@@ -586,6 +603,15 @@ class VipPortalLiveShoppingProcedures:
         return self._transport.call(
             _VIP_PORTAL_LIVE_SHOPPING_ADD_TO_CART,
             ClientAddToCart(room_code=room_code, batch_id=batch_id, quantity=quantity),
+        )
+
+    def create_stream_ticket(self, *, room_code: str) -> ClientStreamTicket:
+        """A 60-second ticket that opens this room's client stream (`?ticket=`), for EventSource.
+
+        `vipPortalLiveShopping.createStreamTicket`: a query for CLIENT.
+        """
+        return self._transport.call(
+            _VIP_PORTAL_LIVE_SHOPPING_CREATE_STREAM_TICKET, RoomRef(room_code=room_code)
         )
 
     def get_active_session(self) -> ActiveSession:
@@ -859,6 +885,15 @@ class AsyncLiveShoppingProcedures:
             ),
         )
 
+    async def create_stream_ticket(self, *, session_id: int) -> StaffStreamTicket:
+        """A 60-second ticket that opens this session's staff stream (`?ticket=`), for EventSource.
+
+        `liveShopping.createStreamTicket`: a query for ADMIN, STAFF.
+        """
+        return await self._transport.call(
+            _LIVE_SHOPPING_CREATE_STREAM_TICKET, SessionRef(session_id=session_id)
+        )
+
     async def end_session(
         self,
         *,
@@ -1090,6 +1125,15 @@ class AsyncVipPortalLiveShoppingProcedures:
         return await self._transport.call(
             _VIP_PORTAL_LIVE_SHOPPING_ADD_TO_CART,
             ClientAddToCart(room_code=room_code, batch_id=batch_id, quantity=quantity),
+        )
+
+    async def create_stream_ticket(self, *, room_code: str) -> ClientStreamTicket:
+        """A 60-second ticket that opens this room's client stream (`?ticket=`), for EventSource.
+
+        `vipPortalLiveShopping.createStreamTicket`: a query for CLIENT.
+        """
+        return await self._transport.call(
+            _VIP_PORTAL_LIVE_SHOPPING_CREATE_STREAM_TICKET, RoomRef(room_code=room_code)
         )
 
     async def get_active_session(self) -> ActiveSession:

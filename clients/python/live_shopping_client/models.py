@@ -134,6 +134,12 @@ class ClientStock(msgspec.Struct, kw_only=True, rename="camel"):
     list_price: Decimal
 
 
+class ClientStreamTicket(msgspec.Struct, kw_only=True, rename="camel"):
+    ticket: str
+    expires_at: int
+    stream_url: str
+
+
 class ClientUpdateCartQuantity(msgspec.Struct, kw_only=True, rename="camel"):
     room_code: str
     cart_item_id: int
@@ -373,6 +379,12 @@ class SetOverridePrice(msgspec.Struct, kw_only=True, rename="camel"):
     session_id: int
     product_id: int
     override_price: Decimal | None
+
+
+class StaffStreamTicket(msgspec.Struct, kw_only=True, rename="camel"):
+    ticket: str
+    expires_at: int
+    stream_url: str
 
 
 class StockOut(msgspec.Struct, kw_only=True, rename="camel"):

@@ -1,0 +1,207 @@
+"""The event bus: after commit, outbox events reach every worker's listeners.
+
+`MemoryBus` serves a single process (the embedded default). `RedisBus` crosses processes:
+each worker publishes over a small connection pool and holds one pub/sub connection, on which
+it subscribes to a session's channel when its first local stream for that session opens and
+unsubscribes when the last one leaves. Redis is a fast path only; the outbox is the truth, so
+losing Redis delays events (streams backfill from the outbox) but never loses them.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from redis import asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from app.domain.outbox import AppendedEvent
+from app.events.frames import Audience, LiveEvent
+from app.events.hub import Hub, Listener
+
+log = logging.getLogger("app.events")
+
+CHANNEL_PREFIX = "liveshop:session:"
+CONTROL_CHANNEL = "liveshop:control"
+LISTENER_QUEUE_SIZE = 256
+PUBLISH_TIMEOUT_S = 1.0
+RECONNECT_MAX_S = 2.0
+
+
+class BusMessage(msgspec.Struct, frozen=True):
+    sessionId: int  # noqa: N815 - wire name
+    seq: int
+    type: str
+    payload: dict[str, Any]
+
+
+_message_encoder = msgspec.json.Encoder(decimal_format="string")
+_message_decoder = msgspec.json.Decoder(BusMessage)
+
+
+class EventBus(abc.ABC):
+    def __init__(self, *, queue_size: int = LISTENER_QUEUE_SIZE) -> None:
+        self.hub = Hub()
+        self._queue_size = queue_size
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Open connections (called once the event loop runs)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    @property
+    def healthy(self) -> bool:
+        return True
+
+    @abc.abstractmethod
+    async def publish(self, events: Sequence[AppendedEvent]) -> None:
+        """Send committed outbox events to every worker; never raises."""
+
+    async def listen(self, session_id: int, audience: Audience) -> Listener:
+        listener = Listener(session_id, audience, self._queue_size)
+        self.hub.add(listener)
+        await self._subscription_changed(session_id)
+        return listener
+
+    async def unlisten(self, listener: Listener) -> None:
+        self.hub.remove(listener)
+        await self._subscription_changed(listener.session_id)
+
+    async def _subscription_changed(self, session_id: int) -> None:  # noqa: B027
+        """Subscribe or unsubscribe upstream when a session gains or loses local listeners."""
+
+
+class MemoryBus(EventBus):
+    """In-process fan-out: valid for one worker process only."""
+
+    async def publish(self, events: Sequence[AppendedEvent]) -> None:
+        for event in events:
+            self.hub.deliver(LiveEvent.of(event))
+
+
+class RedisBus(EventBus):
+    def __init__(self, url: str, *, queue_size: int = LISTENER_QUEUE_SIZE) -> None:
+        super().__init__(queue_size=queue_size)
+        self._url = url
+        self._client: aioredis.Redis | None = None
+        self._pubsub: Any = None  # redis.asyncio.client.PubSub while connected
+        self._subscribed: set[int] = set()
+        self._lock = asyncio.Lock()
+        self._reader: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+
+    @property
+    def healthy(self) -> bool:
+        return self._connected.is_set()
+
+    async def start(self) -> None:
+        # No silent retries: a lost connection must surface here, so that the reader knows
+        # it may have missed messages and tells every stream to resync from the outbox.
+        self._client = aioredis.Redis.from_url(
+            self._url,
+            socket_connect_timeout=1.0,
+            max_connections=32,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._reader = asyncio.create_task(self._read_forever(), name="redis-bus-reader")
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def wait_connected(self, within_s: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), within_s)
+        return self.healthy
+
+    async def publish(self, events: Sequence[AppendedEvent]) -> None:
+        if not events or self._client is None:
+            return
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for event in events:
+                        message = BusMessage(event.session_id, event.seq, event.type, event.payload)
+                        pipe.publish(_channel(event.session_id), _message_encoder.encode(message))
+                    await pipe.execute()
+        except (RedisError, OSError, TimeoutError) as exc:
+            # Committed already: streams find these events in the outbox (gap or resync).
+            log.warning("publish to Redis failed, streams will backfill: %s", exc)
+
+    async def _subscription_changed(self, session_id: int) -> None:
+        async with self._lock:
+            pubsub = self._pubsub
+            if pubsub is None:
+                return  # the reader subscribes to every listened session when it reconnects
+            wanted = self.hub.listens_to(session_id)
+            try:
+                if wanted and session_id not in self._subscribed:
+                    await pubsub.subscribe(_channel(session_id))
+                    self._subscribed.add(session_id)
+                elif not wanted and session_id in self._subscribed:
+                    await pubsub.unsubscribe(_channel(session_id))
+                    self._subscribed.discard(session_id)
+            except (RedisError, OSError) as exc:
+                log.warning("Redis (un)subscribe failed, the reader will reconnect: %s", exc)
+
+    async def _read_forever(self) -> None:
+        assert self._client is not None
+        delay = 0.05
+        while True:
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                async with self._lock:
+                    await pubsub.subscribe(CONTROL_CHANNEL)
+                    self._subscribed = set(self.hub.session_ids())
+                    if self._subscribed:
+                        await pubsub.subscribe(*(_channel(s) for s in self._subscribed))
+                    self._pubsub = pubsub
+                if not self._connected.is_set():
+                    self._connected.set()
+                    log.info("Redis event bus connected")
+                # Anything published while we were not subscribed is only in the outbox.
+                self.hub.resync_all()
+                delay = 0.05
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is not None and message.get("type") == "message":
+                        self._deliver(message["data"])
+            except (RedisError, OSError) as exc:
+                if self._connected.is_set():
+                    log.warning("Redis event bus lost (%s); streams fall back to the outbox", exc)
+                self._connected.clear()
+            finally:
+                self._pubsub = None
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_S)
+
+    def _deliver(self, data: bytes) -> None:
+        try:
+            message = _message_decoder.decode(data)
+        except msgspec.DecodeError:
+            log.warning("ignoring a malformed bus message")
+            return
+        event = AppendedEvent(message.sessionId, message.seq, message.type, message.payload)
+        self.hub.deliver(LiveEvent.of(event))
+
+
+def _channel(session_id: int) -> str:
+    return f"{CHANNEL_PREFIX}{session_id}"
+
+
+def create_bus(redis_url: str | None) -> EventBus:
+    return RedisBus(redis_url) if redis_url else MemoryBus()

@@ -1,0 +1,113 @@
+"""The local half of fan-out: which streams of this worker listen to which session."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Callable, Iterator
+
+from app.events.frames import Audience, LiveEvent
+
+
+class Signal(enum.Enum):
+    """Not an event: tells a stream to look at the outbox itself."""
+
+    RESYNC = "resync"  # the bus may have dropped messages (e.g. Redis reconnected)
+
+
+class Listener:
+    """One stream's mailbox: bounded, never blocks the publisher.
+
+    A listener that falls `maxsize` items behind is marked overflowed and stops receiving;
+    its stream then closes, and the client resumes with Last-Event-ID from the outbox.
+    Deliberately lighter than asyncio.Queue (a list and at most one future): a worker holds
+    one per open stream, and most streams sit idle.
+    """
+
+    __slots__ = (
+        "_items",
+        "_maxsize",
+        "_waiter",
+        "audience",
+        "on_overflow",
+        "overflowed",
+        "session_id",
+    )
+
+    def __init__(self, session_id: int, audience: Audience, maxsize: int) -> None:
+        self.session_id = session_id
+        self.audience = audience
+        self._maxsize = maxsize
+        self._items: list[LiveEvent | Signal] = []
+        self._waiter: asyncio.Future[None] | None = None
+        self.overflowed = False
+        # Set by the stream: ends it even while it is stuck writing to a slow client.
+        self.on_overflow: Callable[[], None] | None = None
+
+    def offer(self, item: LiveEvent | Signal) -> None:
+        if self.overflowed:
+            return
+        if len(self._items) >= self._maxsize:
+            # What it missed stays in the outbox; RESYNC wakes a stream that still reads.
+            self.overflowed = True
+            self._items = [Signal.RESYNC]
+            if self.on_overflow is not None:
+                self.on_overflow()
+        else:
+            self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def next(self, within_s: float) -> LiveEvent | Signal | None:
+        """The next item, or None after `within_s` seconds of silence."""
+        if not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(within_s):
+                    await self._waiter
+            except TimeoutError:
+                return None
+            finally:
+                self._waiter = None
+        return self._items.pop(0) if self._items else None
+
+    @property
+    def pending(self) -> int:
+        return len(self._items)
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._listeners: dict[int, set[Listener]] = {}
+
+    def add(self, listener: Listener) -> None:
+        self._listeners.setdefault(listener.session_id, set()).add(listener)
+
+    def remove(self, listener: Listener) -> None:
+        listeners = self._listeners.get(listener.session_id)
+        if listeners is not None:
+            listeners.discard(listener)
+            if not listeners:
+                del self._listeners[listener.session_id]
+
+    def listens_to(self, session_id: int) -> bool:
+        return session_id in self._listeners
+
+    def session_ids(self) -> list[int]:
+        return list(self._listeners)
+
+    def deliver(self, event: LiveEvent) -> None:
+        for listener in self._listeners.get(event.session_id, ()):
+            listener.offer(event)
+
+    def resync_all(self) -> None:
+        for listener in self._all():
+            listener.offer(Signal.RESYNC)
+
+    def _all(self) -> Iterator[Listener]:
+        for listeners in self._listeners.values():
+            yield from listeners
+
+    @property
+    def listener_count(self) -> int:
+        return sum(len(listeners) for listeners in self._listeners.values())

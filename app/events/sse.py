@@ -1,0 +1,309 @@
+"""The SSE endpoints: staff `/api/sse/live-shopping/{sessionId}`, client
+`/api/sse/vip/live-shopping/{roomCode}`.
+
+A stream is refused (a JSON error, before any byte of the stream) unless its bearer token or
+ticket and the session access rules allow it. Then it sends a `retry:` hint and either a
+SESSION_SNAPSHOT or, with Last-Event-ID, every outbox event after that id; then live events
+from the bus. Sequence numbers make the seam exact: a live event already sent is skipped, a gap
+is backfilled from the outbox, and a RESYNC (Redis came back, the mailbox overflowed) makes the
+stream read the outbox itself. The stream ends after the session's final event.
+
+These are raw ASGI handlers: a stream is long-lived and cheap, so it keeps no framework
+request/response objects around.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from litestar import asgi
+from litestar.types import HTTPResponseStartEvent, Receive, Scope, Send
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import LiveSession
+from app.domain.actors import STAFF_ROLES, Actor, Role
+from app.domain.announce import client_snapshot, staff_snapshot
+from app.domain.errors import Forbidden, InvalidInput
+from app.domain.outbox import EventType, events_after, latest_seq
+from app.domain.sessions import session_for_client, session_for_staff
+from app.events.bus import EventBus
+from app.events.frames import HEARTBEAT, Audience, LiveEvent, frame, is_final, retry_hint
+from app.events.hub import Listener, Signal
+from app.events.streams import client_stream_key, staff_stream_key
+from app.rpc import jsonrpc
+from app.rpc.errors import ErrorCode, RpcError, error_from_exception
+from app.runtime import Services
+
+log = logging.getLogger("app.events.sse")
+
+RETRY_MS = 2000
+DEGRADED_POLL_S = 1.0  # while the bus is down, streams read the outbox this often
+REPLAY_PAGE = 500
+_MAX_EVENT_ID = 2**31 - 1
+
+STREAM_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+Loader = Callable[[AsyncSession, Actor], Awaitable[LiveSession]]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    """What differs between the two streams."""
+
+    audience: Audience
+    key: str
+    roles: frozenset[Role]
+    load: Loader
+
+    async def snapshot(self, db: AsyncSession, live: LiveSession) -> object:
+        if self.audience is Audience.STAFF:
+            return await staff_snapshot(db, live)
+        return await client_snapshot(db, live)
+
+
+@asgi("/api/sse", is_mount=True, copy_scope=False)
+async def streams(scope: Scope, receive: Receive, send: Send) -> None:
+    """Routes the two stream paths (a mount: litestar's ASGI routes cannot take path params)."""
+    parts = scope["path"].strip("/").split("/")
+    match parts:
+        case ["live-shopping", session_id] if session_id.isdigit() and len(session_id) < 16:
+            await _serve(scope, receive, send, _staff_spec(int(session_id)))
+        case ["vip", "live-shopping", room_code] if room_code:
+            await _serve(scope, receive, send, _client_spec(room_code))
+        case _:
+            await _refuse(send, RpcError(ErrorCode.NOT_FOUND, "No stream at this path"))
+
+
+def _staff_spec(session_id: int) -> StreamSpec:
+    async def load(db: AsyncSession, actor: Actor) -> LiveSession:
+        return await session_for_staff(db, actor, session_id)
+
+    return StreamSpec(Audience.STAFF, staff_stream_key(session_id), STAFF_ROLES, load)
+
+
+def _client_spec(room_code: str) -> StreamSpec:
+    async def load(db: AsyncSession, actor: Actor) -> LiveSession:
+        return await session_for_client(db, actor, room_code)
+
+    return StreamSpec(Audience.CLIENT, client_stream_key(room_code), frozenset({Role.CLIENT}), load)
+
+
+ROUTES = [streams]
+
+
+async def _serve(scope: Scope, receive: Receive, send: Send, spec: StreamSpec) -> None:
+    if scope.get("method") != "GET":
+        await _refuse(send, RpcError(ErrorCode.BAD_REQUEST, "Streams are opened with GET"))
+        return
+    state = scope["app"].state
+    services: Services = state.services
+    bus: EventBus = services.bus
+    try:
+        actor, last_event_id = _admit(services, scope, spec)
+        session_id = await _session_id(services, spec, actor)
+    except Exception as exc:
+        await _refuse(send, exc)
+        return
+
+    listener = await bus.listen(session_id, spec.audience)
+    try:
+        stream = _Stream(services, bus, spec, actor, session_id, listener, send)
+        await stream.run(receive, last_event_id)
+    finally:
+        await bus.unlisten(listener)
+
+
+def _admit(services: Services, scope: Scope, spec: StreamSpec) -> tuple[Actor, int | None]:
+    """Who is asking, whether they may, and from where to resume; raises to refuse."""
+    if not services.settings.live_shopping_enabled:
+        raise RpcError(ErrorCode.METHOD_NOT_FOUND, "Live shopping is not enabled")
+    headers = _headers(scope)
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    authorization = headers.get("authorization")
+    tickets = query.get("ticket")
+    if authorization:
+        actor = services.tokens.authenticate(authorization)
+    elif tickets:
+        actor = services.tokens.authenticate_ticket(tickets[0], spec.key)
+    else:
+        actor = services.tokens.authenticate(None)
+    if actor.role not in spec.roles:
+        raise Forbidden(f"Role {actor.role} may not open this stream")
+    given = headers.get("last-event-id") or next(iter(query.get("lastEventId", [])), None)
+    return actor, _event_id(given)
+
+
+async def _session_id(services: Services, spec: StreamSpec, actor: Actor) -> int:
+    """The session the actor may watch (raises otherwise); a stream keeps no ORM objects."""
+    async with services.db.read_sessions() as db:
+        return (await spec.load(db, actor)).id
+
+
+def _event_id(given: str | None) -> int | None:
+    if given is None or given == "":
+        return None
+    if not given.isdigit() or int(given) > _MAX_EVENT_ID:
+        raise InvalidInput("Last-Event-ID must be an event id of this stream", path="Last-Event-ID")
+    return int(given)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+
+
+async def _refuse(send: Send, exc: Exception) -> None:
+    error = error_from_exception(exc)
+    if error is None:
+        log.error("stream refused by an internal error", exc_info=exc)
+        error = RpcError(ErrorCode.INTERNAL_SERVER_ERROR, "Internal error")
+    body = jsonrpc.error_response(error)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    await send(_response_start(error.code.http_status, headers))
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _response_start(status: int, headers: list[tuple[bytes, bytes]]) -> HTTPResponseStartEvent:
+    return {"type": "http.response.start", "status": status, "headers": headers}
+
+
+class _Stream:
+    def __init__(
+        self,
+        services: Services,
+        bus: EventBus,
+        spec: StreamSpec,
+        actor: Actor,
+        session_id: int,
+        listener: Listener,
+        send: Send,
+    ) -> None:
+        self.services = services
+        self.bus = bus
+        self.spec = spec
+        self.actor = actor
+        self.session_id = session_id
+        self.listener = listener
+        self._send = send
+        self.last_seq = 0
+        self.final = False
+        self._last_write = time.monotonic()
+
+    async def run(self, receive: Receive, last_event_id: int | None) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        reason: list[str] = []
+
+        def stop(why: str) -> None:
+            if not reason:
+                reason.append(why)
+                task.cancel()
+
+        watcher = asyncio.create_task(_watch_disconnect(receive, stop))
+        self.listener.on_overflow = lambda: stop("overflow")
+        try:
+            if await self._start(last_event_id):
+                await self._live()
+                await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not reason:
+                raise  # shutdown, not ours to swallow
+            task.uncancel()
+        except OSError:
+            pass  # the connection went away under a write
+        finally:
+            watcher.cancel()
+
+    async def _start(self, last_event_id: int | None) -> bool:
+        """Open the stream with a snapshot or a replay; False when there is nothing to stream."""
+        async with self.services.db.read_sessions() as db:
+            live = await self.spec.load(db, self.actor)
+            resume = last_event_id is not None and last_event_id <= live.last_event_seq
+            if resume and is_final(live.status) and last_event_id == live.last_event_seq:
+                # The story is over and the client has all of it: 204 stops EventSource from
+                # reconnecting.
+                await self._send(_response_start(204, []))
+                await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+                return False
+            await self._send(_response_start(200, STREAM_HEADERS))
+            await self._write(retry_hint(RETRY_MS))
+            if resume:
+                assert last_event_id is not None
+                self.last_seq = last_event_id
+                await self._backfill(db)
+            else:
+                # A fresh stream (or an id from the future): the whole state, labelled with the
+                # sequence number it includes, so a reconnect can resume right after it.
+                snapshot = await self.spec.snapshot(db, live)
+                self.last_seq = live.last_event_seq
+                await self._write(frame(self.last_seq, EventType.SESSION_SNAPSHOT.value, snapshot))
+                self.final = is_final(live.status)
+        return True
+
+    async def _live(self) -> None:
+        heartbeat_s = self.services.settings.heartbeat_ms / 1000
+        while not self.final:
+            wait = heartbeat_s if self.bus.healthy else min(heartbeat_s, DEGRADED_POLL_S)
+            item = await self.listener.next(wait)
+            if item is None:
+                if time.monotonic() - self._last_write >= heartbeat_s * 0.9:
+                    await self._write(HEARTBEAT)
+                # Quiet or degraded: the outbox is the truth; a publish may have been lost.
+                await self._catch_up()
+            elif item is Signal.RESYNC:
+                await self._catch_up()
+            elif isinstance(item, LiveEvent):
+                await self._take(item)
+        # Events committed with the final one (a sales sheet with the conversion) follow it.
+        await self._catch_up()
+
+    async def _take(self, event: LiveEvent) -> None:
+        if event.seq <= self.last_seq:
+            return  # already sent (replay, backfill or a duplicate)
+        if event.seq > self.last_seq + 1:
+            await self._catch_up()  # a gap: what came before it is in the outbox
+            return
+        await self._write(event.frame_for(self.spec.audience))
+        self.last_seq = event.seq
+        self.final = event.final
+
+    async def _catch_up(self) -> None:
+        async with self.services.db.read_sessions() as db:
+            if await latest_seq(db, self.session_id) > self.last_seq:
+                await self._backfill(db)
+
+    async def _backfill(self, db: AsyncSession) -> None:
+        while True:
+            events = await events_after(db, self.session_id, self.last_seq, limit=REPLAY_PAGE)
+            for event in events:
+                live_event = LiveEvent.of(event)
+                await self._write(live_event.frame_for(self.spec.audience))
+                self.last_seq = live_event.seq
+                self.final = self.final or live_event.final
+            if len(events) < REPLAY_PAGE:
+                return
+
+    async def _write(self, body: bytes) -> None:
+        await self._send({"type": "http.response.body", "body": body, "more_body": True})
+        self._last_write = time.monotonic()
+
+
+async def _watch_disconnect(receive: Receive, stop: Callable[[str], None]) -> None:
+    while True:
+        message: dict[str, Any] = dict(await receive())
+        if message["type"] == "http.disconnect":
+            stop("disconnect")
+            return
