@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve the API with uvicorn")
     serve.add_argument("--host", default=None, help="default: $HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve.add_argument(
+        "--workers", type=_positive_int, default=1, help="worker processes (N > 1 needs REDIS_URL)"
+    )
 
     commands.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
 
@@ -53,6 +55,14 @@ def _positive_int(text: str) -> int:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         import uvicorn
+
+        if args.workers > 1 and settings.redis_url is None:
+            print(
+                "configuration error: --workers > 1 needs REDIS_URL; the in-process event bus "
+                "cannot carry events between worker processes",
+                file=sys.stderr,
+            )
+            return 2
 
         uvicorn.run(
             "app.server:create_app",

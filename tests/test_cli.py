@@ -100,3 +100,10 @@ def test_migrate_then_seed_loads_the_demo_set_once(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     assert "already present" in second.stdout
     assert row_counts(path) == seeded
+
+
+def test_serving_several_workers_without_redis_is_refused_before_anything_starts() -> None:
+    done = run_cli("serve", "--workers", "2", "--port", "1")
+    assert done.returncode == 2
+    assert "REDIS_URL" in done.stderr
+    assert "Uvicorn running" not in done.stdout + done.stderr

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import LiveSession
 from app.domain.cart import client_cart, staff_cart
 from app.domain.outbox import EventType, record_event
-from app.domain.sessions import client_view, staff_view
+from app.domain.sessions import client_view, staff_view, utcnow
 from app.domain.views import Cart, ClientCart, ClientSessionView, SessionView, View
 
 
@@ -18,6 +20,8 @@ class StaffEvent(View):
     cart: Cart
     order_id: int | None = None
     share_url: str | None = None
+    # When the change was recorded (its transaction commits right after).
+    occurred_at: datetime | None = None
 
 
 class ClientEvent(View):
@@ -25,6 +29,7 @@ class ClientEvent(View):
     cart: ClientCart
     order_id: int | None = None
     share_url: str | None = None
+    occurred_at: datetime | None = None
 
 
 async def staff_snapshot(db: AsyncSession, live: LiveSession) -> StaffEvent:
@@ -48,4 +53,5 @@ async def announce(
     client = await client_snapshot(db, live)
     staff.order_id = client.order_id = order_id
     staff.share_url = client.share_url = share_url
+    staff.occurred_at = client.occurred_at = utcnow()
     record_event(db, live, event_type, staff=staff, client=client)
