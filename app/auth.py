@@ -95,7 +95,11 @@ class TokenService:
     @staticmethod
     def actor_from_claims(claims: dict[str, Any]) -> Actor:
         sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub.isdigit() or not 0 < int(sub) < 2**53:
+        if (
+            not isinstance(sub, str)
+            or not (sub.isascii() and sub.isdigit())
+            or not 0 < int(sub) < 2**53
+        ):
             raise Unauthenticated("Token claim 'sub' must be a positive integer user id string")
         try:
             role = Role(str(claims.get("role")))

@@ -293,3 +293,12 @@ async def test_every_transport_requires_the_token(rpc: Rpc, verb: str, path: str
         verb, path, headers={"authorization": f"Bearer {rpc.tokens.staff}"}
     )
     assert good.status_code == 200, good.text
+
+
+@pytest.mark.parametrize("sub", ["²", "٣", "-4", "0", "1.5"])
+async def test_a_sub_that_is_not_plain_ascii_digits_is_unauthorized(
+    rpc: Rpc, settings: Settings, sub: str
+) -> None:
+    # str.isdigit() accepts '²' and Arabic-Indic digits; the claim check must not crash on them.
+    token = signed(settings, {**staff_claims(), "sub": sub})
+    assert_unauthorized(await call_with_header(rpc, STAFF_PROCEDURE, f"Bearer {token}"))

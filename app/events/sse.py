@@ -76,7 +76,7 @@ async def streams(scope: Scope, receive: Receive, send: Send) -> None:
     """Routes the two stream paths (a mount: litestar's ASGI routes cannot take path params)."""
     parts = scope["path"].strip("/").split("/")
     match parts:
-        case ["live-shopping", session_id] if session_id.isdigit() and len(session_id) < 16:
+        case ["live-shopping", session_id] if _is_number(session_id):
             await _serve(scope, receive, send, _staff_spec(int(session_id)))
         case ["vip", "live-shopping", room_code] if room_code:
             await _serve(scope, receive, send, _client_spec(room_code))
@@ -143,6 +143,11 @@ def _admit(services: Services, scope: Scope, spec: StreamSpec) -> tuple[Actor, i
     return actor, _event_id(given)
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts '²', which int() refuses."""
+    return text.isascii() and text.isdigit() and len(text) < 16
+
+
 async def _session_id(services: Services, spec: StreamSpec, actor: Actor) -> int:
     """The session the actor may watch (raises otherwise); a stream keeps no ORM objects."""
     async with services.db.read_sessions() as db:
@@ -152,7 +157,7 @@ async def _session_id(services: Services, spec: StreamSpec, actor: Actor) -> int
 def _event_id(given: str | None) -> int | None:
     if given is None or given == "":
         return None
-    if not given.isdigit() or int(given) > _MAX_EVENT_ID:
+    if not _is_number(given) or int(given) > _MAX_EVENT_ID:
         raise InvalidInput("Last-Event-ID must be an event id of this stream", path="Last-Event-ID")
     return int(given)
 
