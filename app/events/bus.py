@@ -32,6 +32,7 @@ CHANNEL_PREFIX = "liveshop:session:"
 CONTROL_CHANNEL = "liveshop:control"
 LISTENER_QUEUE_SIZE = 256
 PUBLISH_TIMEOUT_S = 1.0
+SUBSCRIBE_CONFIRM_S = 1.0
 RECONNECT_MAX_S = 2.0
 
 
@@ -97,6 +98,7 @@ class RedisBus(EventBus):
         self._lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._confirmations: dict[bytes, asyncio.Future[None]] = {}
 
     @property
     def healthy(self) -> bool:
@@ -148,19 +150,27 @@ class RedisBus(EventBus):
             wanted = self.hub.listens_to(session_id)
             try:
                 if wanted and session_id not in self._subscribed:
+                    # Wait for Redis to confirm, so that a stream reading its snapshot next
+                    # cannot miss an event published in between.
+                    confirmed = asyncio.get_running_loop().create_future()
+                    self._confirmations[_channel(session_id).encode()] = confirmed
                     await pubsub.subscribe(_channel(session_id))
                     self._subscribed.add(session_id)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(confirmed, SUBSCRIBE_CONFIRM_S)
                 elif not wanted and session_id in self._subscribed:
                     await pubsub.unsubscribe(_channel(session_id))
                     self._subscribed.discard(session_id)
             except (RedisError, OSError) as exc:
                 log.warning("Redis (un)subscribe failed, the reader will reconnect: %s", exc)
+            finally:
+                self._confirmations.pop(_channel(session_id).encode(), None)
 
     async def _read_forever(self) -> None:
         assert self._client is not None
         delay = 0.05
         while True:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._client.pubsub()
             try:
                 async with self._lock:
                     await pubsub.subscribe(CONTROL_CHANNEL)
@@ -176,8 +186,14 @@ class RedisBus(EventBus):
                 delay = 0.05
                 while True:
                     message = await pubsub.get_message(timeout=None)
-                    if message is not None and message.get("type") == "message":
+                    if message is None:
+                        continue
+                    if message["type"] == "message":
                         self._deliver(message["data"])
+                    elif message["type"] == "subscribe":
+                        waiter = self._confirmations.get(message["channel"])
+                        if waiter is not None and not waiter.done():
+                            waiter.set_result(None)
             except (RedisError, OSError) as exc:
                 if self._connected.is_set():
                     log.warning("Redis event bus lost (%s); streams fall back to the outbox", exc)
