@@ -182,6 +182,7 @@ async def drive_a_session(rpc: Rpc) -> tuple[int, ClientChannel, list[str]]:
         "FORBIDDEN"
     )
     await client.call("vipPortalLiveShopping.getSessionByRoomCode", {"roomCode": room})
+    await client.call("vipPortalLiveShopping.createStreamTicket", {"roomCode": room})
     await client.call("vipPortalLiveShopping.requestCheckout", {"roomCode": room})
 
     await rpc.staff("liveShopping.checkCreditStatus", {"sessionId": session_id})

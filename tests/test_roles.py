@@ -109,6 +109,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "liveShopping.getSession": ANY_STAFF,
     "liveShopping.checkCreditStatus": ANY_STAFF,
     "liveShopping.searchInventory": ANY_STAFF,
+    "liveShopping.createStreamTicket": ANY_STAFF,  # watching is reading
     # ...but only its host (or an ADMIN) may change it.
     "liveShopping.updateSessionStatus": HOST_OR_ADMIN,
     "liveShopping.cancelSession": HOST_OR_ADMIN,
@@ -128,6 +129,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "vipPortalLiveShopping.updateCartQuantity": ROOM_OWNER,
     "vipPortalLiveShopping.removeFromCart": ROOM_OWNER,
     "vipPortalLiveShopping.requestCheckout": ROOM_OWNER,
+    "vipPortalLiveShopping.createStreamTicket": ROOM_OWNER,
     # health and discovery need no token.
     "system.health": PUBLIC,
     "rpc.discover": PUBLIC,
@@ -263,6 +265,7 @@ PARAMS: dict[str, Params] = {
 SESSION_PARAMS: dict[str, SessionParams] = {
     "liveShopping.getSession": lambda w, s: {"sessionId": s.session_id},
     "liveShopping.checkCreditStatus": lambda w, s: {"sessionId": s.session_id},
+    "liveShopping.createStreamTicket": lambda w, s: {"sessionId": s.session_id},
     "liveShopping.updateSessionStatus": lambda w, s: {
         "sessionId": s.session_id,
         "status": "PAUSED",
@@ -314,6 +317,7 @@ SESSION_PARAMS: dict[str, SessionParams] = {
         "cartItemId": s.client_line,
     },
     "vipPortalLiveShopping.requestCheckout": lambda w, s: {"roomCode": s.room_code},
+    "vipPortalLiveShopping.createStreamTicket": lambda w, s: {"roomCode": s.room_code},
 }
 
 
