@@ -26,10 +26,13 @@ class StuckClient:
 
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
+        self.opened = asyncio.Event()
         self.stuck = asyncio.Event()
 
     async def send(self, message: Any) -> None:
         self.messages.append(message)
+        if len(self.messages) == OPENING_MESSAGES:
+            self.opened.set()
         if len(self.messages) > OPENING_MESSAGES:
             self.stuck.set()
             await asyncio.Event().wait()
@@ -62,8 +65,7 @@ async def test_a_client_that_stops_reading_is_disconnected_without_blocking_publ
     }
     try:
         stream = asyncio.create_task(streams.fn(scope, stuck.receive, stuck.send))
-        while len(stuck.messages) < OPENING_MESSAGES:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(stuck.opened.wait(), 5)
         assert services.bus.hub.listener_count == 1
         # One live event gets the handler stuck writing to the client.
         await services.bus.publish(

@@ -491,16 +491,6 @@ async def test_changes_still_commit_while_redis_is_down(
 DEGRADED_S = 3.0  # sse.DEGRADED_POLL_S (1 s) plus slack; far below the 10 s heartbeat
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a stream that is waiting in Listener.next(heartbeat) when Redis goes down is not "
-        "woken: app/events/bus.py RedisBus._read_forever only clears _connected, and "
-        "app/events/sse.py _Stream._live picks the 1 s DEGRADED_POLL_S interval only for its "
-        "next wait, so events committed during the outage reach an open stream only after "
-        "its current heartbeat wait ends (up to LIVE_SHOPPING_HEARTBEAT_MS, 30 s by default)"
-    ),
-)
 async def test_while_redis_is_down_an_open_stream_reads_the_outbox_every_second(
     scene: Scene, redis_server: PrivateRedis
 ) -> None:

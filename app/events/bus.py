@@ -197,7 +197,10 @@ class RedisBus(EventBus):
             except (RedisError, OSError) as exc:
                 if self._connected.is_set():
                     log.warning("Redis event bus lost (%s); streams fall back to the outbox", exc)
-                self._connected.clear()
+                    self._connected.clear()
+                    # Wake every stream now, so it starts polling the outbox at once rather
+                    # than after the heartbeat it is waiting out.
+                    self.hub.resync_all()
             finally:
                 self._pubsub = None
                 with contextlib.suppress(Exception):
