@@ -5,10 +5,12 @@ from __future__ import annotations
 import ast
 import enum
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -282,8 +284,11 @@ def test_every_generated_file_says_it_is_generated() -> None:
         assert MARKER in first_line, path
 
 
-def test_the_python_client_needs_only_msgspec_and_httpx() -> None:
-    allowed = set(sys.stdlib_module_names) | {"msgspec", "httpx"}
+def test_the_python_client_imports_only_what_its_pyproject_declares() -> None:
+    declared = tomllib.loads((CLIENT_ROOT / "pyproject.toml").read_text())["project"]
+    requirements = {re.split(r"[<>=!~;\[ ]", r)[0] for r in declared["dependencies"]}
+    assert requirements == {"msgspec", "httpx", "httpx-sse"}
+    allowed = set(sys.stdlib_module_names) | {r.replace("-", "_") for r in requirements}
     for path in PACKAGE_DIR.glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):

@@ -22,6 +22,10 @@ _CLIENT_NAMES = frozenset(
 )
 
 
+# What the runtime's client bases define; a namespace attribute must not hide one of them.
+_BASE_ATTRIBUTES = frozenset({"close", "aclose", "subscribe_session", "subscribe_room"})
+
+
 def client_module(api: Api, header: str) -> str:
     imports = Imports(modules={"httpx"})
     imports.local["._runtime"] = {"AsyncClientBase", "AsyncTransport", "DEFAULT_TIMEOUT"}
@@ -75,7 +79,7 @@ def _method_constants(api: Api) -> dict[str, str]:
 
 def namespace_attribute(namespace: str) -> str:
     name = snake_case(namespace)
-    if name in {"close", "aclose"} or not name.isidentifier():
+    if name in _BASE_ATTRIBUTES or not name.isidentifier():
         raise CodegenError(f"namespace {namespace!r} cannot be a client attribute")
     return name
 
@@ -154,7 +158,9 @@ def _client_class(namespaces: dict[str, list[ProcedureSpec]], *, is_async: bool)
     doc = (
         f"{'Asyncio' if is_async else 'Blocking'} client of the Live Shopping JSON-RPC API.\n\n"
         "Procedures are grouped by namespace: `client.catalog.create_product(...)` calls "
-        "`catalog.createProduct`. The service's errors raise `RpcError`.\n\n"
+        "`catalog.createProduct`. The service's errors raise `RpcError`. "
+        "`subscribe_session(session_id)` and `subscribe_room(room_code)` follow a live "
+        "session's events (Server-Sent Events), reconnecting without losing any.\n\n"
         f"Close it ({closing}) to release its connections. An `http_client` passed in is "
         "left open, and `timeout` applies only to the client made here."
     )
@@ -190,15 +196,28 @@ def init_module(header: str) -> str:
     with LiveShoppingClient("http://127.0.0.1:8000", token=token) as client:
         created = client.catalog.create_product(name="Tea", sku="T1", list_price=Decimal("9.5"))
 
+        with client.subscribe_session(session_id) as events:
+            for event in events:  # Event(id=7, type="CART_UPDATED", data={{"session": ...}})
+                ...
+
 Params and results are msgspec Structs in `{PACKAGE}.models`, generated from the server's
 procedure registry. The service's errors raise `RpcError`; an answer that is not JSON-RPC
-raises `ProtocolError`.
+raises `ProtocolError`. A subscription yields `Event`s, resumes after a dropped connection
+from the last one it delivered, and ends when the session is over.
 """
 
-from ._runtime import ProtocolError, RpcError
+from ._runtime import AsyncSubscription, Event, ProtocolError, RpcError, Subscription
 from .client import AsyncLiveShoppingClient, LiveShoppingClient
 
-__all__ = ["AsyncLiveShoppingClient", "LiveShoppingClient", "ProtocolError", "RpcError"]
+__all__ = [
+    "AsyncLiveShoppingClient",
+    "AsyncSubscription",
+    "Event",
+    "LiveShoppingClient",
+    "ProtocolError",
+    "RpcError",
+    "Subscription",
+]
 __version__ = "{__version__}"
 '''
 
@@ -213,7 +232,7 @@ name = "live-shopping-client"
 version = "{__version__}"
 description = "Typed Python client of the Live Shopping JSON-RPC API (sync and asyncio)."
 requires-python = ">=3.11"
-dependencies = ["httpx>=0.27", "msgspec>=0.18"]
+dependencies = ["httpx>=0.27", "httpx-sse>=0.4", "msgspec>=0.18"]
 
 [build-system]
 requires = ["setuptools>=68"]

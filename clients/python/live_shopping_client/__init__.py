@@ -8,13 +8,26 @@
     with LiveShoppingClient("http://127.0.0.1:8000", token=token) as client:
         created = client.catalog.create_product(name="Tea", sku="T1", list_price=Decimal("9.5"))
 
+        with client.subscribe_session(session_id) as events:
+            for event in events:  # Event(id=7, type="CART_UPDATED", data={"session": ...})
+                ...
+
 Params and results are msgspec Structs in `live_shopping_client.models`, generated from the server's
 procedure registry. The service's errors raise `RpcError`; an answer that is not JSON-RPC
-raises `ProtocolError`.
+raises `ProtocolError`. A subscription yields `Event`s, resumes after a dropped connection
+from the last one it delivered, and ends when the session is over.
 """
 
-from ._runtime import ProtocolError, RpcError
+from ._runtime import AsyncSubscription, Event, ProtocolError, RpcError, Subscription
 from .client import AsyncLiveShoppingClient, LiveShoppingClient
 
-__all__ = ["AsyncLiveShoppingClient", "LiveShoppingClient", "ProtocolError", "RpcError"]
+__all__ = [
+    "AsyncLiveShoppingClient",
+    "AsyncSubscription",
+    "Event",
+    "LiveShoppingClient",
+    "ProtocolError",
+    "RpcError",
+    "Subscription",
+]
 __version__ = "0.1.0"

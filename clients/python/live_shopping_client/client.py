@@ -1203,6 +1203,8 @@ class LiveShoppingClient(SyncClientBase):
 
     Procedures are grouped by namespace: `client.catalog.create_product(...)` calls
     `catalog.createProduct`. The service's errors raise `RpcError`.
+    `subscribe_session(session_id)` and `subscribe_room(room_code)` follow a live session's
+    events (Server-Sent Events), reconnecting without losing any.
 
     Close it (a `with` block or `close()`) to release its connections. An `http_client` passed in
     is left open, and `timeout` applies only to the client made here.
@@ -1231,6 +1233,8 @@ class AsyncLiveShoppingClient(AsyncClientBase):
 
     Procedures are grouped by namespace: `client.catalog.create_product(...)` calls
     `catalog.createProduct`. The service's errors raise `RpcError`.
+    `subscribe_session(session_id)` and `subscribe_room(room_code)` follow a live session's
+    events (Server-Sent Events), reconnecting without losing any.
 
     Close it (an `async with` block or `await aclose()`) to release its connections. An
     `http_client` passed in is left open, and `timeout` applies only to the client made here.
