@@ -18,6 +18,7 @@ from app.rpc.context import CallContext
 from app.rpc.paging import Limit, Offset
 from app.rpc.registry import Feature, Input, Namespace, Output
 from app.rpc.types import AwareDateTime, Id, MoneyIn, QuantityIn
+from procedures.stream_tickets import StreamTicket, stream_ticket
 
 ns = Namespace("liveShopping", feature=Feature.LIVE_SHOPPING)
 
@@ -331,18 +332,12 @@ async def search_inventory_(ctx: CallContext, params: SearchInventory) -> list[S
     ]
 
 
-class StaffStreamTicket(Output):
-    ticket: str
-    expires_at: int
-    stream_url: str
-
-
 @ns.query("createStreamTicket", roles=STAFF_ROLES)
-async def create_stream_ticket(ctx: CallContext, params: SessionRef) -> StaffStreamTicket:
+async def create_stream_ticket(ctx: CallContext, params: SessionRef) -> StreamTicket:
     """A 60-second ticket that opens this session's staff stream (`?ticket=`), for EventSource."""
     await session_for_staff(ctx.db, ctx.actor, params.session_id)
-    ticket, expires_at = ctx.services.tokens.issue_stream_ticket(
-        ctx.actor, staff_stream_key(params.session_id)
+    return stream_ticket(
+        ctx,
+        key=staff_stream_key(params.session_id),
+        path=staff_stream_path(params.session_id),
     )
-    url = f"{ctx.base_url}{staff_stream_path(params.session_id)}?ticket={ticket}"
-    return StaffStreamTicket(ticket=ticket, expires_at=expires_at, stream_url=url)

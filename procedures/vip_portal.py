@@ -18,6 +18,7 @@ from app.rpc.context import CallContext
 from app.rpc.paging import Limit
 from app.rpc.registry import Feature, Input, Namespace, NoInput, Output
 from app.rpc.types import Id, QuantityIn
+from procedures.stream_tickets import StreamTicket, stream_ticket
 
 ns = Namespace("vipPortalLiveShopping", feature=Feature.LIVE_SHOPPING)
 CLIENT = [Role.CLIENT]
@@ -145,18 +146,12 @@ async def search_inventory_(ctx: CallContext, params: ClientSearchInventory) -> 
     ]
 
 
-class ClientStreamTicket(Output):
-    ticket: str
-    expires_at: int
-    stream_url: str
-
-
 @ns.query("createStreamTicket", roles=CLIENT)
-async def create_stream_ticket(ctx: CallContext, params: RoomRef) -> ClientStreamTicket:
+async def create_stream_ticket(ctx: CallContext, params: RoomRef) -> StreamTicket:
     """A 60-second ticket that opens this room's client stream (`?ticket=`), for EventSource."""
     await session_for_client(ctx.db, ctx.actor, params.room_code)
-    ticket, expires_at = ctx.services.tokens.issue_stream_ticket(
-        ctx.actor, client_stream_key(params.room_code)
+    return stream_ticket(
+        ctx,
+        key=client_stream_key(params.room_code),
+        path=client_stream_path(params.room_code),
     )
-    url = f"{ctx.base_url}{client_stream_path(params.room_code)}?ticket={ticket}"
-    return ClientStreamTicket(ticket=ticket, expires_at=expires_at, stream_url=url)

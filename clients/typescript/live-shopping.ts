@@ -121,12 +121,6 @@ export interface ClientStock {
   listPrice: string;
 }
 
-export interface ClientStreamTicket {
-  ticket: string;
-  expiresAt: number;
-  streamUrl: string;
-}
-
 export interface ClientUpdateCartQuantity {
   roomCode: string;
   cartItemId: number;
@@ -382,12 +376,6 @@ export interface SetOverridePrice {
   overridePrice: string | number | null;
 }
 
-export interface StaffStreamTicket {
-  ticket: string;
-  expiresAt: number;
-  streamUrl: string;
-}
-
 export interface StockOut {
   batchId: number;
   productId: number;
@@ -397,6 +385,12 @@ export interface StockOut {
   available: string;
   listPrice: string;
   unitCogs: string;
+}
+
+export interface StreamTicket {
+  ticket: string;
+  expiresAt: number;
+  streamUrl: string;
 }
 
 export interface ToggleCartItemSample {
@@ -546,7 +540,7 @@ export interface Procedures {
   /** A 60-second ticket that opens this session's staff stream (`?ticket=`), for EventSource. */
   "liveShopping.createStreamTicket": {
     input: SessionRef;
-    output: StaffStreamTicket;
+    output: StreamTicket;
     kind: "query";
     roles: "ADMIN" | "STAFF";
   };
@@ -672,7 +666,7 @@ export interface Procedures {
   /** A 60-second ticket that opens this room's client stream (`?ticket=`), for EventSource. */
   "vipPortalLiveShopping.createStreamTicket": {
     input: RoomRef;
-    output: ClientStreamTicket;
+    output: StreamTicket;
     kind: "query";
     roles: "CLIENT";
   };

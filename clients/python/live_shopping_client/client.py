@@ -30,7 +30,6 @@ from .models import (
     ClientSearchInventory,
     ClientSessionWithCart,
     ClientStock,
-    ClientStreamTicket,
     ClientUpdateCartQuantity,
     ClientView,
     CreateBatch,
@@ -67,8 +66,8 @@ from .models import (
     SessionView,
     SessionWithCart,
     SetOverridePrice,
-    StaffStreamTicket,
     StockOut,
+    StreamTicket,
     ToggleCartItemSample,
     UpdateBatch,
     UpdateCartQuantity,
@@ -99,8 +98,8 @@ _LIVE_SHOPPING_CHECK_CREDIT_STATUS: Method[CreditStatusOut] = Method(
 _LIVE_SHOPPING_CREATE_SESSION: Method[SessionCreated] = Method(
     "liveShopping.createSession", SessionCreated
 )
-_LIVE_SHOPPING_CREATE_STREAM_TICKET: Method[StaffStreamTicket] = Method(
-    "liveShopping.createStreamTicket", StaffStreamTicket
+_LIVE_SHOPPING_CREATE_STREAM_TICKET: Method[StreamTicket] = Method(
+    "liveShopping.createStreamTicket", StreamTicket
 )
 _LIVE_SHOPPING_END_SESSION: Method[EndSessionOut] = Method("liveShopping.endSession", EndSessionOut)
 _LIVE_SHOPPING_GENERATE_SALES_SHEET: Method[SalesSheetOut] = Method(
@@ -133,8 +132,8 @@ _SYSTEM_HEALTH: Method[Health] = Method("system.health", Health)
 _VIP_PORTAL_LIVE_SHOPPING_ADD_TO_CART: Method[ClientCart] = Method(
     "vipPortalLiveShopping.addToCart", ClientCart
 )
-_VIP_PORTAL_LIVE_SHOPPING_CREATE_STREAM_TICKET: Method[ClientStreamTicket] = Method(
-    "vipPortalLiveShopping.createStreamTicket", ClientStreamTicket
+_VIP_PORTAL_LIVE_SHOPPING_CREATE_STREAM_TICKET: Method[StreamTicket] = Method(
+    "vipPortalLiveShopping.createStreamTicket", StreamTicket
 )
 _VIP_PORTAL_LIVE_SHOPPING_GET_ACTIVE_SESSION: Method[ActiveSession] = Method(
     "vipPortalLiveShopping.getActiveSession", ActiveSession
@@ -367,7 +366,7 @@ class LiveShoppingProcedures:
             ),
         )
 
-    def create_stream_ticket(self, *, session_id: int) -> StaffStreamTicket:
+    def create_stream_ticket(self, *, session_id: int) -> StreamTicket:
         """A 60-second ticket that opens this session's staff stream (`?ticket=`), for EventSource.
 
         `liveShopping.createStreamTicket`: a query for ADMIN, STAFF.
@@ -605,7 +604,7 @@ class VipPortalLiveShoppingProcedures:
             ClientAddToCart(room_code=room_code, batch_id=batch_id, quantity=quantity),
         )
 
-    def create_stream_ticket(self, *, room_code: str) -> ClientStreamTicket:
+    def create_stream_ticket(self, *, room_code: str) -> StreamTicket:
         """A 60-second ticket that opens this room's client stream (`?ticket=`), for EventSource.
 
         `vipPortalLiveShopping.createStreamTicket`: a query for CLIENT.
@@ -885,7 +884,7 @@ class AsyncLiveShoppingProcedures:
             ),
         )
 
-    async def create_stream_ticket(self, *, session_id: int) -> StaffStreamTicket:
+    async def create_stream_ticket(self, *, session_id: int) -> StreamTicket:
         """A 60-second ticket that opens this session's staff stream (`?ticket=`), for EventSource.
 
         `liveShopping.createStreamTicket`: a query for ADMIN, STAFF.
@@ -1127,7 +1126,7 @@ class AsyncVipPortalLiveShoppingProcedures:
             ClientAddToCart(room_code=room_code, batch_id=batch_id, quantity=quantity),
         )
 
-    async def create_stream_ticket(self, *, room_code: str) -> ClientStreamTicket:
+    async def create_stream_ticket(self, *, room_code: str) -> StreamTicket:
         """A 60-second ticket that opens this room's client stream (`?ticket=`), for EventSource.
 
         `vipPortalLiveShopping.createStreamTicket`: a query for CLIENT.

@@ -134,12 +134,6 @@ class ClientStock(msgspec.Struct, kw_only=True, rename="camel"):
     list_price: Decimal
 
 
-class ClientStreamTicket(msgspec.Struct, kw_only=True, rename="camel"):
-    ticket: str
-    expires_at: int
-    stream_url: str
-
-
 class ClientUpdateCartQuantity(msgspec.Struct, kw_only=True, rename="camel"):
     room_code: str
     cart_item_id: int
@@ -381,12 +375,6 @@ class SetOverridePrice(msgspec.Struct, kw_only=True, rename="camel"):
     override_price: Decimal | None
 
 
-class StaffStreamTicket(msgspec.Struct, kw_only=True, rename="camel"):
-    ticket: str
-    expires_at: int
-    stream_url: str
-
-
 class StockOut(msgspec.Struct, kw_only=True, rename="camel"):
     batch_id: int
     product_id: int
@@ -396,6 +384,12 @@ class StockOut(msgspec.Struct, kw_only=True, rename="camel"):
     available: Decimal
     list_price: Decimal
     unit_cogs: Decimal
+
+
+class StreamTicket(msgspec.Struct, kw_only=True, rename="camel"):
+    ticket: str
+    expires_at: int
+    stream_url: str
 
 
 class ToggleCartItemSample(msgspec.Struct, kw_only=True, rename="camel"):
