@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlunsplit
 
-from litestar import Request, Response, get, post, route
-from litestar.exceptions import ClientException
+from litestar import Litestar, Request, Response, asgi, get, route
+from litestar.enums import ScopeType
+from litestar.exceptions import ClientException, MethodNotAllowedException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.types import Receive, Scope, Send
 
 from app.rpc import jsonrpc, trpc
 from app.rpc.dispatch import Caller, Dispatcher
@@ -16,22 +20,145 @@ from app.rpc.errors import ErrorCode, RpcError
 
 AnyRequest = Request[Any, Any, Any]
 JSON = "application/json"
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# The headers this module reads; ASGI servers give header names in lower case.
+_READ_HEADERS = frozenset({b"authorization", b"x-request-id", b"host", b"content-length"})
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
-def dispatcher_of(request: AnyRequest) -> Dispatcher:
-    dispatcher: Dispatcher = request.app.state.dispatcher
+def _read_headers(scope: Scope) -> dict[bytes, bytes]:
+    """The first value of each header in _READ_HEADERS that the request carries."""
+    found: dict[bytes, bytes] = {}
+    for name, value in scope["headers"]:
+        if name in _READ_HEADERS and name not in found:
+            found[name] = value
+    return found
+
+
+def _base_url(scope: Mapping[str, Any], host: str) -> str:
+    """`str(request.base_url).rstrip("/")` computed as litestar does, without a Request.
+
+    Procedures build share links (sales sheets) on it, so scheme, host and root path count.
+    """
+    server = scope.get("server")
+    scheme = scope.get("scheme", "http") if server else ""
+    if server and not host:
+        name, port = server
+        host = name if port == _DEFAULT_PORTS.get(scheme) else f"{name}:{port}"
+    root_path = scope.get("app_root_path") or scope.get("root_path", "")
+    return str(urlunsplit((scheme, host, root_path + "/", "", ""))).rstrip("/")
+
+
+def _caller(scope: Scope, headers: Mapping[bytes, bytes]) -> Caller:
+    given = headers.get(b"x-request-id", b"").decode("latin-1")
+    authorization = headers.get(b"authorization")
+    return Caller(
+        authorization=None if authorization is None else authorization.decode("latin-1"),
+        # A caller's id is echoed only when it is safe to put in logs and headers.
+        request_id=given if _SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex,
+        base_url=_base_url(scope, headers.get(b"host", b"").decode("latin-1")),
+    )
+
+
+def _dispatcher(app: Litestar) -> Dispatcher:
+    dispatcher: Dispatcher = app.state.dispatcher
     return dispatcher
 
 
+def dispatcher_of(request: AnyRequest) -> Dispatcher:
+    return _dispatcher(request.app)
+
+
 def caller_of(request: AnyRequest) -> Caller:
-    given = request.headers.get("x-request-id", "")
-    request_id = given if _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
-    return Caller(
-        authorization=request.headers.get("authorization"),
-        request_id=request_id,
-        base_url=str(request.base_url).rstrip("/"),
+    return _caller(request.scope, _read_headers(request.scope))
+
+
+def _too_large(limit: int) -> RpcError:
+    return RpcError(ErrorCode.PAYLOAD_TOO_LARGE, f"Request body exceeds {limit} bytes")
+
+
+# --- POST /rpc: a raw ASGI handler ------------------------------------------------------------
+# litestar's Request and Response objects and its response pipeline cost several times what the
+# JSON-RPC layer itself costs per call (tests/bench/rpc_overhead.py), so the busiest route reads
+# the scope and the body and sends its answer itself.
+
+
+@asgi("/rpc", is_mount=False, copy_scope=False)
+async def rpc_post(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != ScopeType.HTTP:
+        raise ClientException()  # what litestar's router answers a websocket on an HTTP route
+    if scope["method"] != "POST":
+        await _refuse_method(scope["method"], send)
+        return
+    headers = _read_headers(scope)
+    caller = _caller(scope, headers)
+    dispatcher = _dispatcher(Litestar.from_scope(scope))
+    limit = dispatcher.services.settings.rpc_max_body_bytes
+    body = await _receive_body(receive, headers.get(b"content-length"), limit)
+    if body is None:
+        return  # the client went away; there is nobody to answer
+    payload: bytes | None
+    if isinstance(body, RpcError):
+        status, payload = body.code.http_status, jsonrpc.error_response(body)
+    else:
+        status, payload = await jsonrpc.handle(dispatcher, body, caller)
+    await _send_answer(send, status, payload, caller.request_id)
+
+
+async def _refuse_method(method: str, send: Send) -> None:
+    """Answer other methods on /rpc as litestar answers them on a POST-only route."""
+    if method != "OPTIONS":
+        raise MethodNotAllowedException(headers={"allow": "POST, OPTIONS"})
+    await send(
+        {"type": "http.response.start", "status": 204, "headers": [(b"allow", b"OPTIONS, POST")]}
     )
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _receive_body(
+    receive: Receive, content_length: bytes | None, limit: int
+) -> bytes | RpcError | None:
+    """The whole body, refused as soon as it is known to exceed `limit`; None on disconnect."""
+    if content_length is not None:
+        try:
+            announced = int(content_length)
+        except ValueError:
+            shown = content_length.decode("latin-1")
+            reason = f"Unreadable request body: Invalid content-length: {shown!r}"
+            return RpcError(ErrorCode.BAD_REQUEST, reason)
+        if announced > limit:
+            return _too_large(limit)
+    chunks: list[bytes] = []
+    received = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        if message["type"] != "http.request":
+            continue
+        chunk = message.get("body", b"")
+        # Counted as it arrives: a chunked body announces no length, and a length can lie.
+        received += len(chunk)
+        if received > limit:
+            return _too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _send_answer(send: Send, status: int, body: bytes | None, request_id: str) -> None:
+    """JSON with its length, or 204 and no body when every call was a notification."""
+    # The request id is ASCII: either it matched _SAFE_REQUEST_ID or it is hex.
+    headers = [(b"x-request-id", request_id.encode())]
+    if body is None:
+        status, body = 204, b""
+    else:
+        headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+# --- GET /rpc/{method} and /trpc: ordinary litestar handlers -------------------------------------
 
 
 def _answer(status: int, body: bytes | None, caller: Caller) -> Response[bytes]:
@@ -45,20 +172,9 @@ async def _read_body(request: AnyRequest) -> bytes | RpcError:
     try:
         return await request.body()
     except RequestEntityTooLarge:
-        limit = dispatcher_of(request).services.settings.rpc_max_body_bytes
-        return RpcError(ErrorCode.PAYLOAD_TOO_LARGE, f"Request body exceeds {limit} bytes")
+        return _too_large(dispatcher_of(request).services.settings.rpc_max_body_bytes)
     except ClientException as exc:
         return RpcError(ErrorCode.BAD_REQUEST, f"Unreadable request body: {exc.detail}")
-
-
-@post("/rpc", status_code=200)
-async def rpc_post(request: AnyRequest) -> Response[bytes]:
-    caller = caller_of(request)
-    body = await _read_body(request)
-    if isinstance(body, RpcError):
-        return _answer(body.code.http_status, jsonrpc.error_response(body), caller)
-    status, payload = await jsonrpc.handle(dispatcher_of(request), body, caller)
-    return _answer(status, payload, caller)
 
 
 @get("/rpc/{method:str}")
