@@ -14,6 +14,7 @@ from types import FrameType
 # says whether the run was clean. Modules are imported only when their bench runs.
 BENCHES: dict[str, str] = {
     "rpc_overhead": "tests.bench.rpc_overhead",
+    "cart_throughput": "tests.bench.cart_throughput",
 }
 
 

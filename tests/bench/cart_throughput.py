@@ -1,10 +1,12 @@
 """Cart throughput on MariaDB: addToCart + updateCartQuantity against real server processes.
 
-Each phase starts its servers (`python -m app serve` on 127.0.0.1) on one fresh migrated
-database, builds its own sessions and batches, warms up, then keeps CONCURRENCY requests in
-flight for PHASE_S seconds from one asyncio httpx client and reports requests/s and p50/p99.
-The happy-path phases spread the sessions over many batches with ample stock; the contended
-phases put every session on ONE batch, so every add waits for that batch's row lock.
+`python -m tests.bench cart_throughput` compares one server with 1 and then 2 uvicorn workers;
+`python -m tests.bench.cart_throughput` runs every phase in PHASES. Each phase starts its servers
+(`python -m app serve` on 127.0.0.1, events on Redis) on one fresh migrated database, builds its
+own sessions and batches, warms up, then keeps CONCURRENCY requests in flight for PHASE_S seconds
+from one asyncio httpx client and reports requests/s and p50/p99. The happy-path phases spread
+the sessions over many batches with ample stock; the contended phases put every session on ONE
+batch, so every add waits for that batch's row lock.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import itertools
 import os
 import random
 import statistics
+import sys
 import time
 import uuid
 from collections import Counter
@@ -46,6 +49,11 @@ class Phase:
     one_batch: bool = False
 
 
+# The registered bench: what a second worker in the same server buys.
+WORKER_PHASES = [
+    Phase("1 worker", processes=1, workers=1),
+    Phase("2 workers", processes=1, workers=2),
+]
 PHASES = [
     Phase("1 process", processes=1),
     Phase("2 processes", processes=2),
@@ -106,10 +114,16 @@ class Rpc:
             )
         except httpx.HTTPError as exc:
             return None, type(exc).__name__
-        payload = response.json()
-        if "error" in payload:
-            return None, str(payload["error"]["data"]["code"])
-        return payload["result"], "ok"
+        try:
+            payload = response.json()
+        except ValueError:  # not JSON-RPC at all, e.g. uvicorn's plain-text 500
+            payload = None
+        if isinstance(payload, dict):
+            if "error" in payload:
+                return None, str(payload["error"]["data"]["code"])
+            if "result" in payload:
+                return payload["result"], "ok"
+        return None, f"HTTP {response.status_code}"
 
     async def must(self, method: str, params: dict[str, Any], token: str) -> Any:
         result, outcome = await self.call(method, params, token)
@@ -264,13 +278,31 @@ def _percentile(sorted_values: list[float], pct: int) -> float:
     return statistics.quantiles(sorted_values, n=100, method="inclusive")[pct - 1]
 
 
-def run(seconds: float = PHASE_S) -> list[Result]:
-    """Run every phase on one fresh database, printing each result as it comes."""
+def run(*, load: str = "auto", seconds: float | None = None) -> bool:
+    """The `python -m tests.bench` entry: WORKER_PHASES; False unless every call succeeded.
+
+    False too, with a message saying which, when MariaDB or Redis is not reachable.
+    """
+    if not _services_reachable():
+        return False
+    if load != "auto":
+        # wrk replays one fixed request; each update here needs the line id its add returned.
+        print(f"  note: --load {load} does not apply; this bench drives its own httpx client")
+    _print_header(WORKER_PHASES, seconds or PHASE_S)
+    results = measure(WORKER_PHASES, seconds or PHASE_S)
+    if len(results) == 2 and results[0].rps:
+        print(f"  2 workers / 1 worker = {results[1].rps / results[0].rps:.2f}x requests/s")
+    return all(_clean(result) for result in results)
+
+
+def measure(phases: list[Phase], seconds: float = PHASE_S) -> list[Result]:
+    """Run `phases` on one fresh database, printing each result as it comes."""
     results = []
     with live_server.fresh_database("ls_bench") as database:
-        env = live_server.server_env(database)
+        # Every phase on the Redis bus, which several workers need, so only the count differs.
+        env = live_server.server_env(database, REDIS_URL=services.REDIS_URL)
         tokens = TokenService(load_settings(env))
-        for phase in PHASES:
+        for phase in phases:
             with live_server.running_servers(env, phase.processes, workers=phase.workers) as up:
                 result = asyncio.run(_measure(phase, up, tokens, seconds))
                 logged = sum(s.log_text().count(" ERROR ") for s in up)
@@ -278,6 +310,11 @@ def run(seconds: float = PHASE_S) -> list[Result]:
             print(_line(result), flush=True)
             results.append(result)
     return results
+
+
+def _clean(result: Result) -> bool:
+    """Every call answered ok and no server logged an error (an internal error or deadlock)."""
+    return result.requests > 0 and not result.failures and not result.server_errors
 
 
 def _line(r: Result) -> str:
@@ -292,25 +329,45 @@ def _line(r: Result) -> str:
     )
 
 
-def main() -> None:
-    """Print addToCart + updateCartQuantity throughput per configuration (MariaDB required)."""
+def _services_reachable() -> bool:
     if not services.available("mariadb"):
         print(
-            f"cart_throughput: skipped, MariaDB is not reachable on "
-            f"{services.MARIADB_HOST}:{services.MARIADB_PORT}"
+            f"cart_throughput: MariaDB is not reachable on {services.MARIADB_HOST}:"
+            f"{services.MARIADB_PORT}; this bench needs it (start it, or point "
+            "TEST_MARIADB_HOST / TEST_MARIADB_PORT at one)"
         )
-        return
+        return False
+    if not services.available("redis"):
+        print(
+            f"cart_throughput: Redis is not reachable at {services.REDIS_URL}; this bench needs "
+            "it, as `serve --workers N` does (start it, or point TEST_REDIS_URL at one)"
+        )
+        return False
+    return True
+
+
+def _print_header(phases: list[Phase], seconds: float) -> None:
     print(
-        "cart_throughput: liveShopping.addToCart + updateCartQuantity on MariaDB\n"
+        "cart_throughput: liveShopping.addToCart + updateCartQuantity on MariaDB, Redis bus "
+        f"({', '.join(phase.name for phase in phases)})\n"
         f"  {CONCURRENCY} requests in flight from one asyncio httpx client, round-robin over the "
         f"phase's server ports; {SESSIONS} sessions, "
-        f"{BATCHES} batches ({BATCHES_PER_SESSION} per session) or ONE batch, stock "
-        f"{AMPLE_STOCK:,}; warm-up {WARMUP_S:.0f} s, measured {PHASE_S:.0f} s per phase; "
+        f"{BATCHES} batches ({BATCHES_PER_SESSION} per session)"
+        f"{' or ONE batch' if any(phase.one_batch for phase in phases) else ''}, stock "
+        f"{AMPLE_STOCK:,}; warm-up {WARMUP_S:.0f} s, measured {seconds:.0f} s per phase; "
         f"{os.cpu_count()} CPUs shared by servers, MariaDB and the load client",
         flush=True,
     )
-    run()
+
+
+def main() -> int:
+    """Every phase in PHASES (MariaDB and Redis required); exit status 1 if a call failed."""
+    if not _services_reachable():
+        return 1
+    _print_header(PHASES, PHASE_S)
+    results = measure(PHASES)
+    return 0 if all(_clean(result) for result in results) else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
