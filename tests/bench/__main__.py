@@ -15,6 +15,7 @@ from types import FrameType
 BENCHES: dict[str, str] = {
     "rpc_overhead": "tests.bench.rpc_overhead",
     "cart_throughput": "tests.bench.cart_throughput",
+    "fanout": "tests.bench.fanout",
 }
 
 
