@@ -1,4 +1,4 @@
-"""A stream whose client stops reading is cut loose, and never holds up the publisher.
+"""Streams under stress: a client that stops reading, a database that fails for a moment.
 
 The stream runs for real (the SSE handler over a migrated SQLite database, the memory bus); only
 the ASGI `send` is a client that accepts the opening frames and then never reads again, so the
@@ -11,12 +11,16 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+from sqlalchemy.exc import OperationalError
+
 from app.config import Settings
 from app.domain.outbox import AppendedEvent
+from app.events import sse
 from app.events.bus import LISTENER_QUEUE_SIZE
 from app.events.sse import streams
 from app.runtime import Services
-from tests.conftest import Rpc
+from tests.conftest import Rpc, make_settings
 
 OPENING_MESSAGES = 3  # response start, retry hint, snapshot
 
@@ -41,6 +45,18 @@ class StuckClient:
         await asyncio.Event().wait()  # the client never hangs up
 
 
+def staff_scope(services: Services, rpc: Rpc, session_id: int) -> dict[str, Any]:
+    """What uvicorn and the /api/sse mount hand the stream handler for the staff stream."""
+    return {
+        "type": "http",
+        "method": "GET",
+        "path": f"/live-shopping/{session_id}",
+        "headers": [(b"authorization", f"Bearer {rpc.tokens.staff}".encode())],
+        "query_string": b"",
+        "app": SimpleNamespace(state=SimpleNamespace(services=services)),
+    }
+
+
 def payload(status: str) -> dict[str, Any]:
     view = {"session": {"status": status}, "cart": {"items": []}}
     return {"staff": view, "client": view}
@@ -55,14 +71,7 @@ async def test_a_client_that_stops_reading_is_disconnected_without_blocking_publ
 
     services = Services.create(settings)
     stuck = StuckClient()
-    scope = {
-        "type": "http",
-        "method": "GET",
-        "path": f"/live-shopping/{session_id}",
-        "headers": [(b"authorization", f"Bearer {rpc.tokens.staff}".encode())],
-        "query_string": b"",
-        "app": SimpleNamespace(state=SimpleNamespace(services=services)),
-    }
+    scope = staff_scope(services, rpc, session_id)
     try:
         stream = asyncio.create_task(streams.fn(scope, stuck.receive, stuck.send))
         await asyncio.wait_for(stuck.opened.wait(), 5)
@@ -84,5 +93,62 @@ async def test_a_client_that_stops_reading_is_disconnected_without_blocking_publ
         await asyncio.wait_for(stream, 5)
         assert services.bus.hub.listener_count == 0
         assert stuck.messages[0]["status"] == 200
+    finally:
+        await services.close()
+
+
+class RecordingClient:
+    """Reads everything; tells when a frame with a given id has arrived."""
+
+    def __init__(self) -> None:
+        self.body = b""
+        self.grew = asyncio.Event()
+
+    async def send(self, message: Any) -> None:
+        self.body += message.get("body", b"")
+        self.grew.set()
+
+    async def receive(self) -> Any:
+        await asyncio.Event().wait()
+
+    async def wait_for(self, fragment: bytes) -> None:
+        async with asyncio.timeout(5):
+            while fragment not in self.body:
+                self.grew.clear()
+                await self.grew.wait()
+
+
+async def test_a_database_hiccup_during_catch_up_keeps_the_stream_and_retries(
+    rpc: Rpc, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await rpc.staff("clients.create", {"name": "Patient reader"})
+    session = await rpc.staff("liveShopping.createSession", {"clientId": client["id"]})
+    session_id = session["sessionId"]
+    services = Services.create(
+        make_settings(settings.database_url, LIVE_SHOPPING_HEARTBEAT_MS="100")
+    )
+    reader = RecordingClient()
+    failures = {"left": 2}
+    real_latest_seq = sse.latest_seq
+
+    async def flaky_latest_seq(db: Any, sid: int) -> int:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("SELECT", {}, Exception("database went away"))
+        return await real_latest_seq(db, sid)
+
+    monkeypatch.setattr(sse, "latest_seq", flaky_latest_seq)
+    try:
+        scope = staff_scope(services, rpc, session_id)
+        stream = asyncio.create_task(streams.fn(scope, reader.receive, reader.send))
+        await reader.wait_for(b"event: SESSION_SNAPSHOT")
+        # A change whose publish never reached this worker: only catch-up can deliver it.
+        await rpc.staff(
+            "liveShopping.updateSessionStatus", {"sessionId": session_id, "status": "PAUSED"}
+        )
+        await reader.wait_for(b"id: 2\nevent: SESSION_STATUS")
+        assert failures["left"] == 0  # the failed catch-ups happened and were survived
+        assert not stream.done()
+        stream.cancel()
     finally:
         await services.close()

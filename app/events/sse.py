@@ -24,6 +24,7 @@ from urllib.parse import parse_qs
 
 from litestar import asgi
 from litestar.types import HTTPResponseStartEvent, Receive, Scope, Send
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import LiveSession
@@ -286,9 +287,14 @@ class _Stream:
         self.final = event.final
 
     async def _catch_up(self) -> None:
-        async with self.services.db.read_sessions() as db:
-            if await latest_seq(db, self.session_id) > self.last_seq:
-                await self._backfill(db)
+        try:
+            async with self.services.db.read_sessions() as db:
+                if await latest_seq(db, self.session_id) > self.last_seq:
+                    await self._backfill(db)
+        except SQLAlchemyError as exc:
+            # The database is away: keep the stream and its heartbeat; the next tick retries,
+            # and last_seq only ever moves past events actually written.
+            log.warning("stream catch-up failed, retrying later: %s", exc)
 
     async def _backfill(self, db: AsyncSession) -> None:
         while True:
