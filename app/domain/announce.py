@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import LiveSession
-from app.domain.cart import client_cart, staff_cart
+from app.domain.cart import both_carts, client_cart, staff_cart
 from app.domain.outbox import EventType, record_event
-from app.domain.sessions import client_view, staff_view, utcnow
+from app.domain.sessions import both_views, client_view, staff_view, utcnow
 from app.domain.views import Cart, ClientCart, ClientSessionView, SessionView, View
 
 
@@ -40,6 +41,14 @@ async def client_snapshot(db: AsyncSession, live: LiveSession) -> ClientEvent:
     return ClientEvent(session=await client_view(db, live), cart=await client_cart(db, live.id))
 
 
+@dataclass(frozen=True, slots=True)
+class Announced:
+    """What an announced change looks like to each side; callers answer with these too."""
+
+    staff: StaffEvent
+    client: ClientEvent
+
+
 async def announce(
     db: AsyncSession,
     live: LiveSession,
@@ -47,11 +56,20 @@ async def announce(
     *,
     order_id: int | None = None,
     share_url: str | None = None,
-) -> None:
+) -> Announced:
     await db.flush()
-    staff = await staff_snapshot(db, live)
-    client = await client_snapshot(db, live)
-    staff.order_id = client.order_id = order_id
-    staff.share_url = client.share_url = share_url
-    staff.occurred_at = client.occurred_at = utcnow()
+    session, client_session = await both_views(db, live)
+    cart, client_cart_ = await both_carts(db, live.id)
+    now = utcnow()
+    staff = StaffEvent(
+        session=session, cart=cart, order_id=order_id, share_url=share_url, occurred_at=now
+    )
+    client = ClientEvent(
+        session=client_session,
+        cart=client_cart_,
+        order_id=order_id,
+        share_url=share_url,
+        occurred_at=now,
+    )
     record_event(db, live, event_type, staff=staff, client=client)
+    return Announced(staff, client)

@@ -61,7 +61,20 @@ async def cart_total(db: AsyncSession, session_id: int) -> Decimal:
 
 
 async def staff_cart(db: AsyncSession, session_id: int) -> Cart:
+    return _staff_cart(await _lines(db, session_id))
+
+
+async def client_cart(db: AsyncSession, session_id: int) -> ClientCart:
+    return _client_cart(await _lines(db, session_id))
+
+
+async def both_carts(db: AsyncSession, session_id: int) -> tuple[Cart, ClientCart]:
+    """The staff cart and its client projection from one read (every change announces both)."""
     lines = await _lines(db, session_id)
+    return _staff_cart(lines), _client_cart(lines)
+
+
+def _staff_cart(lines: list[_Line]) -> Cart:
     return Cart(
         items=[
             CartLine(
@@ -86,8 +99,7 @@ async def staff_cart(db: AsyncSession, session_id: int) -> Cart:
     )
 
 
-async def client_cart(db: AsyncSession, session_id: int) -> ClientCart:
-    lines = await _lines(db, session_id)
+def _client_cart(lines: list[_Line]) -> ClientCart:
     return ClientCart(
         items=[
             ClientCartLine(

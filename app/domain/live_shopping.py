@@ -81,8 +81,7 @@ async def set_status(
         raise PreconditionFailed("Use endSession with convertToOrder to convert a session")
     live = await session_for_staff(db, actor, session_id, for_change=True)
     change_status(live, target)
-    await announce(db, live, EventType.SESSION_STATUS)
-    return await staff_view(db, live)
+    return (await announce(db, live, EventType.SESSION_STATUS)).staff.session
 
 
 async def staff_add_to_cart(
@@ -105,8 +104,7 @@ async def staff_add_to_cart(
         is_sample=is_sample,
         max_items=limits.max_cart_items,
     )
-    await announce(db, live, EventType.CART_UPDATED)
-    return await carts.staff_cart(db, live.id)
+    return (await announce(db, live, EventType.CART_UPDATED)).staff.cart
 
 
 async def staff_update_quantity(
@@ -114,8 +112,7 @@ async def staff_update_quantity(
 ) -> Cart:
     live = await session_for_staff(db, actor, session_id, for_change=True)
     await carts.update_quantity(db, actor, live, cart_item_id=cart_item_id, quantity=quantity)
-    await announce(db, live, EventType.CART_UPDATED)
-    return await carts.staff_cart(db, live.id)
+    return (await announce(db, live, EventType.CART_UPDATED)).staff.cart
 
 
 async def staff_remove_from_cart(
@@ -123,8 +120,7 @@ async def staff_remove_from_cart(
 ) -> Cart:
     live = await session_for_staff(db, actor, session_id, for_change=True)
     await carts.remove_from_cart(db, actor, live, cart_item_id=cart_item_id)
-    await announce(db, live, EventType.CART_UPDATED)
-    return await carts.staff_cart(db, live.id)
+    return (await announce(db, live, EventType.CART_UPDATED)).staff.cart
 
 
 async def toggle_sample(
@@ -132,8 +128,7 @@ async def toggle_sample(
 ) -> Cart:
     live = await session_for_staff(db, actor, session_id, for_change=True)
     await carts.set_sample(db, actor, live, cart_item_id=cart_item_id, is_sample=is_sample)
-    await announce(db, live, EventType.CART_UPDATED)
-    return await carts.staff_cart(db, live.id)
+    return (await announce(db, live, EventType.CART_UPDATED)).staff.cart
 
 
 async def set_override_price(
@@ -141,8 +136,7 @@ async def set_override_price(
 ) -> Cart:
     live = await session_for_staff(db, actor, session_id, for_change=True)
     await carts.set_override_price(db, actor, live, product_id=product_id, price=price)
-    await announce(db, live, EventType.PRICE_CHANGED)
-    return await carts.staff_cart(db, live.id)
+    return (await announce(db, live, EventType.PRICE_CHANGED)).staff.cart
 
 
 async def highlight_product(
@@ -150,8 +144,7 @@ async def highlight_product(
 ) -> Cart:
     live = await session_for_staff(db, actor, session_id, for_change=True)
     await carts.highlight(db, actor, live, batch_id)
-    await announce(db, live, EventType.HIGHLIGHTED)
-    return await carts.staff_cart(db, live.id)
+    return (await announce(db, live, EventType.HIGHLIGHTED)).staff.cart
 
 
 async def check_credit(db: AsyncSession, actor: Actor, session_id: int) -> CreditStatus:
@@ -258,8 +251,7 @@ async def client_add_to_cart(
         is_sample=False,
         max_items=limits.max_cart_items,
     )
-    await announce(db, live, EventType.CART_UPDATED)
-    return await carts.client_cart(db, live.id)
+    return (await announce(db, live, EventType.CART_UPDATED)).client.cart
 
 
 async def client_update_quantity(
@@ -267,8 +259,7 @@ async def client_update_quantity(
 ) -> ClientCart:
     live = await session_for_client(db, actor, room_code, for_change=True)
     await carts.update_quantity(db, actor, live, cart_item_id=cart_item_id, quantity=quantity)
-    await announce(db, live, EventType.CART_UPDATED)
-    return await carts.client_cart(db, live.id)
+    return (await announce(db, live, EventType.CART_UPDATED)).client.cart
 
 
 async def client_remove_from_cart(
@@ -276,8 +267,7 @@ async def client_remove_from_cart(
 ) -> ClientCart:
     live = await session_for_client(db, actor, room_code, for_change=True)
     await carts.remove_from_cart(db, actor, live, cart_item_id=cart_item_id)
-    await announce(db, live, EventType.CART_UPDATED)
-    return await carts.client_cart(db, live.id)
+    return (await announce(db, live, EventType.CART_UPDATED)).client.cart
 
 
 async def request_checkout(db: AsyncSession, actor: Actor, room_code: str) -> datetime:

@@ -178,6 +178,22 @@ async def highlight_of(db: AsyncSession, live: LiveSession) -> Highlight | None:
 
 
 async def staff_view(db: AsyncSession, live: LiveSession) -> SessionView:
+    return await _staff_view(db, live, await highlight_of(db, live))
+
+
+async def client_view(db: AsyncSession, live: LiveSession) -> ClientSessionView:
+    return _client_view(live, await highlight_of(db, live))
+
+
+async def both_views(db: AsyncSession, live: LiveSession) -> tuple[SessionView, ClientSessionView]:
+    """The staff view and its client projection, reading the highlight once."""
+    highlight = await highlight_of(db, live)
+    return await _staff_view(db, live, highlight), _client_view(live, highlight)
+
+
+async def _staff_view(
+    db: AsyncSession, live: LiveSession, highlight: Highlight | None
+) -> SessionView:
     client = await db.get(Client, live.client_id)
     order_id = await db.scalar(select(Order.id).where(Order.session_id == live.id))
     return SessionView(
@@ -195,12 +211,12 @@ async def staff_view(db: AsyncSession, live: LiveSession) -> SessionView:
         checkout_requested_at=live.checkout_requested_at,
         last_activity_at=live.last_activity_at,
         created_at=live.created_at,
-        highlight=await highlight_of(db, live),
+        highlight=highlight,
         order_id=order_id,
     )
 
 
-async def client_view(db: AsyncSession, live: LiveSession) -> ClientSessionView:
+def _client_view(live: LiveSession, highlight: Highlight | None) -> ClientSessionView:
     return ClientSessionView(
         id=live.id,
         status=live.status,
@@ -211,5 +227,5 @@ async def client_view(db: AsyncSession, live: LiveSession) -> ClientSessionView:
         started_at=live.started_at,
         ended_at=live.ended_at,
         checkout_requested_at=live.checkout_requested_at,
-        highlight=await highlight_of(db, live),
+        highlight=highlight,
     )
