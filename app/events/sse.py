@@ -23,6 +23,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from litestar import asgi
+from litestar.enums import ScopeType
+from litestar.exceptions import ClientException
 from litestar.types import HTTPResponseStartEvent, Receive, Scope, Send
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -75,6 +77,10 @@ class StreamSpec:
 @asgi("/api/sse", is_mount=True, copy_scope=False)
 async def streams(scope: Scope, receive: Receive, send: Send) -> None:
     """Routes the two stream paths (a mount: litestar's ASGI routes cannot take path params)."""
+    if scope["type"] != ScopeType.HTTP:
+        # A WebSocket handshake cannot be answered with http.* messages (uvicorn fails it with
+        # a 500); this is how litestar refuses a WebSocket on an HTTP-only route.
+        raise ClientException()
     parts = scope["path"].strip("/").split("/")
     match parts:
         case ["live-shopping", session_id] if _is_number(session_id):

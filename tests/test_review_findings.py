@@ -1,0 +1,56 @@
+"""Defects found in review of the live-update path and the RPC edge, each pinned by a test.
+
+Every test here failed before its fix (or is a strict xfail naming a defect left open).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from litestar import Litestar
+
+from app.config import Settings
+from app.server import create_app
+
+WAIT_S = 3.0
+
+
+# --- WebSocket upgrades on the stream paths ----------------------------------------------------
+
+
+async def websocket_exchange(app: Litestar, path: str) -> list[dict[str, Any]]:
+    """What the app sends to a WebSocket handshake on `path` (as uvicorn would hand it over)."""
+    sent: list[dict[str, Any]] = []
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "scheme": "ws",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver")],
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 50000),
+        "subprotocols": [],
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)  # type: ignore[arg-type]
+    return sent
+
+
+@pytest.mark.parametrize("path", ["/api/sse/live-shopping/1", "/api/sse/no-such-stream"])
+async def test_a_websocket_handshake_on_a_stream_path_is_refused_not_an_internal_error(
+    settings: Settings, path: str
+) -> None:
+    # uvicorn raises on an `http.*` message in a WebSocket scope: a 500 and a stack trace.
+    sent = await websocket_exchange(create_app(settings), path)
+    assert [m["type"] for m in sent] == ["websocket.close"], sent
