@@ -12,6 +12,7 @@ from litestar import Litestar
 
 from app.config import Settings
 from app.server import create_app
+from tests.conftest import Rpc
 
 WAIT_S = 3.0
 
@@ -54,3 +55,37 @@ async def test_a_websocket_handshake_on_a_stream_path_is_refused_not_an_internal
     # uvicorn raises on an `http.*` message in a WebSocket scope: a 500 and a stack trace.
     sent = await websocket_exchange(create_app(settings), path)
     assert [m["type"] for m in sent] == ["websocket.close"], sent
+
+
+# --- deeply nested JSON ------------------------------------------------------------------------
+
+DEEP = b"[" * 5000  # far beyond msgspec's nesting limit, and only 5 kB
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        DEEP,
+        b'{"jsonrpc":"2.0","id":1,"method":"system.health","params":' + DEEP + b"}",
+        b'{"jsonrpc":"2.0","id":' + DEEP + b"}",
+        b'{"jsonrpc":"2.0","id":1,"method":"system.health","extra":' + DEEP + b"]}",
+    ],
+    ids=["batch", "params", "id", "unknown-member"],
+)
+async def test_deeply_nested_json_on_post_rpc_is_a_parse_error_not_an_internal_error(
+    rpc: Rpc, body: bytes
+) -> None:
+    response = await rpc.http.post("/rpc", content=body)
+    assert response.status_code == 400, response.text
+    document = response.json()
+    [error] = [d["error"] for d in document] if isinstance(document, list) else [document["error"]]
+    assert error["data"]["code"] == "PARSE_ERROR"
+
+
+async def test_deeply_nested_json_in_a_trpc_batch_input_is_a_parse_error_not_an_internal_error(
+    rpc: Rpc,
+) -> None:
+    nested = "%7B%220%22:" + "[" * 2000  # {"0":[[[[...
+    response = await rpc.http.get(f"/trpc/system.health,system.health?batch=1&input={nested}")
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["data"]["code"] == "PARSE_ERROR"

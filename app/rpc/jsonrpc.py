@@ -71,7 +71,7 @@ async def _handle_batch(
 ) -> tuple[int, bytes | None]:
     try:
         items = _batch.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # msgspec: "nested too deeply"
         error = RpcError(ErrorCode.PARSE_ERROR, f"Parse error: {exc}")
         return error.code.http_status, error_response(error)
     if not items:
@@ -102,7 +102,7 @@ async def _handle_one(
         envelope = _envelope.decode(raw)
     except msgspec.ValidationError as exc:
         return _invalid_request(raw, exc)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         error = RpcError(ErrorCode.PARSE_ERROR, f"Parse error: {exc}")
         return error.code.http_status, error_response(error)
 
@@ -136,14 +136,14 @@ def _params_bytes(params: msgspec.Raw | UnsetType) -> bytes | RpcError | None:
 def _invalid_request(raw: bytes, exc: msgspec.ValidationError) -> tuple[int, bytes]:
     try:
         generic = msgspec.json.decode(raw)
-    except msgspec.DecodeError as parse_exc:
+    except (msgspec.DecodeError, RecursionError) as parse_exc:
         error = RpcError(ErrorCode.PARSE_ERROR, f"Parse error: {parse_exc}")
         return error.code.http_status, error_response(error)
     request_id: RequestId = None
     if isinstance(generic, dict):
         try:
             request_id = _id_only.decode(raw).id
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             request_id = None
     error = RpcError(ErrorCode.BAD_REQUEST, f"Invalid request: {exc}")
     return error.code.http_status, error_response(error, request_id)

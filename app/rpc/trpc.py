@@ -85,7 +85,7 @@ def _split_inputs(raw: bytes | None, count: int, batch: bool) -> list[bytes | No
         raise RpcError(
             ErrorCode.BAD_REQUEST, f"Batch input must be an object keyed by index: {exc}"
         ) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # msgspec: "nested too deeply"
         raise RpcError(
             ErrorCode.PARSE_ERROR, f"Batch input must be an object keyed by index: {exc}"
         ) from None
