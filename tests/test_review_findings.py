@@ -5,14 +5,23 @@ Every test here failed before its fix (or is a strict xfail naming a defect left
 
 from __future__ import annotations
 
+import asyncio
+import random
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from litestar import Litestar
+from redis import asyncio as aioredis
 
 from app.config import Settings
+from app.events.bus import RedisBus
+from app.events.frames import Audience, LiveEvent
+from app.events.hub import Listener
 from app.server import create_app
+from tests import services
 from tests.conftest import Rpc
+from tests.test_event_bus import appended, started, until_numsub
 
 WAIT_S = 3.0
 
@@ -89,3 +98,69 @@ async def test_deeply_nested_json_in_a_trpc_batch_input_is_a_parse_error_not_an_
     response = await rpc.http.get(f"/trpc/system.health,system.health?batch=1&input={nested}")
     assert response.status_code == 400, response.text
     assert response.json()["error"]["data"]["code"] == "PARSE_ERROR"
+
+
+# --- the Redis bus -------------------------------------------------------------------------------
+
+
+def random_session_id() -> int:
+    return random.randrange(10**9, 2**31)
+
+
+@pytest.fixture
+async def redis_url() -> str:
+    services.require("redis")
+    return services.REDIS_URL
+
+
+@pytest.fixture
+async def redis_admin(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def two_workers(redis_url: str) -> AsyncIterator[tuple[RedisBus, RedisBus]]:
+    buses: list[RedisBus] = []
+    try:
+        for _ in range(2):
+            bus = RedisBus(redis_url)
+            buses.append(bus)
+            await started(bus)
+        yield buses[0], buses[1]
+    finally:
+        for bus in buses:
+            await bus.close()
+
+
+async def live_seqs(listener: Listener, count: int) -> set[int]:
+    seqs: set[int] = set()
+    async with asyncio.timeout(WAIT_S):
+        while len(seqs) < count:
+            item = await listener.next(WAIT_S)
+            if isinstance(item, LiveEvent):
+                seqs.add(item.seq)
+    return seqs
+
+
+@pytest.mark.redis
+async def test_a_burst_of_concurrent_publishes_reaches_other_workers_in_full(
+    two_workers: tuple[RedisBus, RedisBus], redis_admin: aioredis.Redis
+) -> None:
+    # More calls committing at once than the bus has pooled connections: a publish must wait
+    # for a connection, not fail with "Too many connections" and leave streams to the heartbeat.
+    receiving, publishing = two_workers
+    session_id = random_session_id()
+    listener = await receiving.listen(session_id, Audience.STAFF)
+    await until_numsub(redis_admin, session_id, 1)
+
+    count = 100
+    await asyncio.gather(
+        *(publishing.publish([appended(session_id, seq)]) for seq in range(1, count + 1))
+    )
+
+    assert await live_seqs(listener, count) == set(range(1, count + 1))
+    await receiving.unlisten(listener)

@@ -107,12 +107,17 @@ class RedisBus(EventBus):
     async def start(self) -> None:
         # No silent retries: a lost connection must surface here, so that the reader knows
         # it may have missed messages and tells every stream to resync from the outbox.
-        self._client = aioredis.Redis.from_url(
+        # A blocking pool: when more calls publish at once than there are connections, a
+        # publish waits for one (within PUBLISH_TIMEOUT_S) instead of failing at once with
+        # "Too many connections" and leaving its events to the streams' heartbeat poll.
+        pool = aioredis.BlockingConnectionPool.from_url(
             self._url,
             socket_connect_timeout=1.0,
             max_connections=32,
+            timeout=PUBLISH_TIMEOUT_S,
             retry=Retry(NoBackoff(), 0),
         )
+        self._client = aioredis.Redis.from_pool(pool)
         self._reader = asyncio.create_task(self._read_forever(), name="redis-bus-reader")
 
     async def close(self) -> None:
