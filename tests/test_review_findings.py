@@ -15,13 +15,13 @@ from litestar import Litestar
 from redis import asyncio as aioredis
 
 from app.config import Settings
-from app.events.bus import RedisBus
+from app.events.bus import CHANNEL_PREFIX, RedisBus
 from app.events.frames import Audience, LiveEvent
 from app.events.hub import Listener
 from app.server import create_app
 from tests import services
 from tests.conftest import Rpc
-from tests.test_event_bus import appended, started, until_numsub
+from tests.test_event_bus import appended, next_event, started, until_numsub
 
 WAIT_S = 3.0
 
@@ -163,4 +163,27 @@ async def test_a_burst_of_concurrent_publishes_reaches_other_workers_in_full(
     )
 
     assert await live_seqs(listener, count) == set(range(1, count + 1))
+    await receiving.unlisten(listener)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    "payload", [b'{"staff":"v2"}', b'{"staff":{"session":{"status":["ENDED"]}}}']
+)
+async def test_a_malformed_message_on_a_session_channel_does_not_stop_the_bus(
+    two_workers: tuple[RedisBus, RedisBus], redis_admin: aioredis.Redis, payload: bytes
+) -> None:
+    # Well-formed JSON of the wrong shape (say, from another version of the service during a
+    # rolling deploy) must be skipped; it used to kill the reader task silently, while
+    # `healthy` (and /readyz) went on saying "redis".
+    receiving, publishing = two_workers
+    session_id = random_session_id()
+    listener = await receiving.listen(session_id, Audience.STAFF)
+    await until_numsub(redis_admin, session_id, 1)
+
+    odd = b'{"sessionId":%d,"seq":1,"type":"CART_UPDATED","payload":%s}' % (session_id, payload)
+    await redis_admin.publish(f"{CHANNEL_PREFIX}{session_id}", odd)
+    await publishing.publish([appended(session_id, 2)])
+
+    assert (await next_event(listener)).seq == 2
     await receiving.unlisten(listener)

@@ -214,13 +214,16 @@ class RedisBus(EventBus):
             delay = min(delay * 2, RECONNECT_MAX_S)
 
     def _deliver(self, data: bytes) -> None:
+        # Runs in the reader task: a message it cannot use is skipped, never allowed to end the
+        # reader (which would silently stop all delivery while `healthy` still says True).
         try:
             message = _message_decoder.decode(data)
-        except msgspec.DecodeError:
-            log.warning("ignoring a malformed bus message")
+            event = AppendedEvent(message.sessionId, message.seq, message.type, message.payload)
+            live = LiveEvent.of(event)
+        except (msgspec.DecodeError, AttributeError, TypeError) as exc:
+            log.warning("ignoring a malformed bus message: %s", exc)
             return
-        event = AppendedEvent(message.sessionId, message.seq, message.type, message.payload)
-        self.hub.deliver(LiveEvent.of(event))
+        self.hub.deliver(live)
 
 
 def _channel(session_id: int) -> str:
