@@ -17,7 +17,7 @@ from redis import asyncio as aioredis
 from app.config import Settings
 from app.events.bus import CHANNEL_PREFIX, RedisBus
 from app.events.frames import Audience, LiveEvent
-from app.events.hub import Listener
+from app.events.hub import Listener, Signal
 from app.server import create_app
 from tests import services
 from tests.conftest import Rpc
@@ -187,3 +187,110 @@ async def test_a_malformed_message_on_a_session_channel_does_not_stop_the_bus(
 
     assert (await next_event(listener)).seq == 2
     await receiving.unlisten(listener)
+
+
+async def drain(listener: Listener) -> None:
+    while await listener.next(0.05) is not None:
+        pass
+
+
+@pytest.mark.redis
+async def test_a_silently_dead_pubsub_connection_is_noticed_and_replaced(
+    redis_url: str, redis_admin: aioredis.Redis
+) -> None:
+    # A NAT or load balancer that forgets an idle connection leaves it open at our end and
+    # dead: no FIN, no RST. The bus must notice (it pings), reconnect and resync its streams.
+    async with tcp_proxy(redis_url) as proxy:
+        bus = RedisBus(proxy.url, liveness_s=0.2)
+        publisher = RedisBus(redis_url)
+        try:
+            await started(bus)
+            await started(publisher)
+            session_id = random_session_id()
+            listener = await bus.listen(session_id, Audience.STAFF)
+            await until_numsub(redis_admin, session_id, 1)
+            await drain(listener)
+
+            proxy.blackhole_open_connections()
+
+            assert await listener.next(WAIT_S) is Signal.RESYNC
+            # And it subscribes again on a new connection: events flow once more.
+            async with asyncio.timeout(WAIT_S):
+                while not isinstance(item := await listener.next(0.2), LiveEvent):
+                    await publisher.publish([appended(session_id, 7)])
+            assert item.seq == 7
+            await bus.unlisten(listener)
+        finally:
+            await bus.close()
+            await publisher.close()
+
+
+class TcpProxy:
+    """Forwards TCP to Redis; can make the connections it holds go silent without closing."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self._silenced: set[asyncio.StreamWriter] = set()
+        self._open: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    def blackhole_open_connections(self) -> None:
+        self._silenced |= self._open
+
+    async def close(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in self._open:
+            writer.close()
+        await self.server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._open |= {writer, up_writer}
+        pair = {writer, up_writer}
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pump(source, sink, pair))
+            self._tasks.add(task)
+
+    async def _pump(
+        self,
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        pair: set[asyncio.StreamWriter],
+    ) -> None:
+        while data := await source.read(65536):
+            if pair & self._silenced:
+                continue  # swallowed: neither side hears anything, neither side is told
+            sink.write(data)
+            await sink.drain()
+        sink.close()
+
+
+class _ProxyContext:
+    def __init__(self, url: str) -> None:
+        host, _, port = url.removeprefix("redis://").split("/")[0].partition(":")
+        self.proxy = TcpProxy(host, int(port or 6379))
+
+    async def __aenter__(self) -> TcpProxy:
+        await self.proxy.start()
+        return self.proxy
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.proxy.close()
+
+
+def tcp_proxy(url: str) -> _ProxyContext:
+    return _ProxyContext(url)

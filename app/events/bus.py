@@ -20,6 +20,7 @@ import msgspec
 from redis import asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from app.domain.outbox import AppendedEvent
@@ -34,6 +35,10 @@ LISTENER_QUEUE_SIZE = 256
 PUBLISH_TIMEOUT_S = 1.0
 SUBSCRIBE_CONFIRM_S = 1.0
 RECONNECT_MAX_S = 2.0
+# After this much silence the reader pings Redis; no answer in as long again means the
+# connection is dead even though the socket never closed (a NAT or load balancer that drops
+# idle flows), so the reader reconnects. The ping also keeps such a flow from going idle.
+LIVENESS_S = 5.0
 
 
 class BusMessage(msgspec.Struct, frozen=True):
@@ -89,9 +94,12 @@ class MemoryBus(EventBus):
 
 
 class RedisBus(EventBus):
-    def __init__(self, url: str, *, queue_size: int = LISTENER_QUEUE_SIZE) -> None:
+    def __init__(
+        self, url: str, *, queue_size: int = LISTENER_QUEUE_SIZE, liveness_s: float = LIVENESS_S
+    ) -> None:
         super().__init__(queue_size=queue_size)
         self._url = url
+        self._liveness_s = liveness_s
         self._client: aioredis.Redis | None = None
         self._pubsub: Any = None  # redis.asyncio.client.PubSub while connected
         self._subscribed: set[int] = set()
@@ -189,10 +197,16 @@ class RedisBus(EventBus):
                 # Anything published while we were not subscribed is only in the outbox.
                 self.hub.resync_all()
                 delay = 0.05
+                pinged = False
                 while True:
-                    message = await pubsub.get_message(timeout=None)
+                    message = await pubsub.get_message(timeout=self._liveness_s)
                     if message is None:
+                        if pinged:
+                            raise RedisConnectionError("Redis did not answer a PING")
+                        await pubsub.ping()
+                        pinged = True
                         continue
+                    pinged = False  # any message (a pong too) shows the connection is alive
                     if message["type"] == "message":
                         self._deliver(message["data"])
                     elif message["type"] == "subscribe":
