@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -294,3 +296,16 @@ class _ProxyContext:
 
 def tcp_proxy(url: str) -> _ProxyContext:
     return _ProxyContext(url)
+
+
+# --- the documented nginx front ------------------------------------------------------------------
+
+
+def test_the_documented_nginx_config_forwards_the_public_host() -> None:
+    # createStreamTicket's streamUrl and sales sheets' shareUrl are built from the Host header.
+    # nginx sends `Host: $proxy_host` (here the upstream's name, "liveshop") unless told
+    # otherwise, so without this line every such link would point at http://liveshop/...
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    config = readme.split("```nginx", 1)[1].split("```", 1)[0]
+    root = config.split("location / {", 1)[1].split("}", 1)[0]
+    assert re.search(r"proxy_set_header\s+Host\s+\$host;", root), root
