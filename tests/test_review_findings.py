@@ -17,13 +17,17 @@ from litestar import Litestar
 from redis import asyncio as aioredis
 
 from app.config import Settings
+from app.events import sse
 from app.events.bus import CHANNEL_PREFIX, RedisBus
 from app.events.frames import Audience, LiveEvent
 from app.events.hub import Listener, Signal
+from app.events.sse import streams
+from app.runtime import Services
 from app.server import create_app
 from tests import services
-from tests.conftest import Rpc
+from tests.conftest import Rpc, make_settings
 from tests.test_event_bus import appended, next_event, started, until_numsub
+from tests.test_slow_consumer import staff_scope
 
 WAIT_S = 3.0
 
@@ -309,3 +313,73 @@ def test_the_documented_nginx_config_forwards_the_public_host() -> None:
     config = readme.split("```nginx", 1)[1].split("```", 1)[0]
     root = config.split("location / {", 1)[1].split("}", 1)[0]
     assert re.search(r"proxy_set_header\s+Host\s+\$host;", root), root
+
+
+# --- idle streams and the database ---------------------------------------------------------------
+
+
+class Reader:
+    """An ASGI client that reads every byte and hangs up when told."""
+
+    def __init__(self) -> None:
+        self.body = b""
+        self.opened = asyncio.Event()
+        self.hang_up = asyncio.Event()
+
+    async def send(self, message: Any) -> None:
+        self.body += message.get("body", b"")
+        if b"event: SESSION_SNAPSHOT" in self.body:
+            self.opened.set()
+
+    async def receive(self) -> Any:
+        await self.hang_up.wait()
+        return {"type": "http.disconnect"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: every idle stream polls the outbox on its own (one query per stream per "
+    "heartbeat, per second while Redis is down), so a worker's database load grows with its "
+    "open streams rather than with the sessions they watch",
+)
+async def test_idle_streams_of_one_session_share_their_outbox_polling(
+    rpc: Rpc, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await rpc.staff("clients.create", {"name": "Popular show"})
+    session_id = (await rpc.staff("liveShopping.createSession", {"clientId": client["id"]}))[
+        "sessionId"
+    ]
+    heartbeat_s = 0.1
+    services = Services.create(
+        make_settings(settings.database_url, LIVE_SHOPPING_HEARTBEAT_MS="100")
+    )
+    polls = 0
+    real_latest_seq = sse.latest_seq
+
+    async def counted_latest_seq(db: Any, sid: int) -> int:
+        nonlocal polls
+        polls += 1
+        return await real_latest_seq(db, sid)
+
+    monkeypatch.setattr(sse, "latest_seq", counted_latest_seq)
+    readers = [Reader() for _ in range(20)]
+    try:
+        tasks = [
+            asyncio.create_task(
+                streams.fn(staff_scope(services, rpc, session_id), r.receive, r.send)
+            )
+            for r in readers
+        ]
+        async with asyncio.timeout(WAIT_S):
+            for reader in readers:
+                await reader.opened.wait()
+        polls = 0
+        await asyncio.sleep(5 * heartbeat_s)
+        for reader in readers:
+            reader.hang_up.set()
+        await asyncio.gather(*tasks)
+    finally:
+        await services.close()
+
+    # Five heartbeats of one session: a handful of polls, not one per stream per heartbeat.
+    assert polls <= 10, polls
