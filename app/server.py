@@ -16,6 +16,7 @@ from sqlalchemy import text
 import procedures  # noqa: F401 - importing registers every procedure
 from app.config import Settings, load_settings
 from app.events.bus import RedisBus
+from app.events.outbox_watch import watch_outbox
 from app.events.sse import ROUTES as SSE_ROUTES
 from app.idle_sweeper import run_forever
 from app.rpc.dispatch import Dispatcher
@@ -66,12 +67,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         await services.start()
         sweeper = asyncio.create_task(run_forever(services), name="idle-sweeper")
+        watcher = asyncio.create_task(watch_outbox(services), name="outbox-watcher")
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, watcher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await services.close()
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

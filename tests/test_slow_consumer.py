@@ -18,6 +18,7 @@ from app.config import Settings
 from app.domain.outbox import AppendedEvent
 from app.events import sse
 from app.events.bus import LISTENER_QUEUE_SIZE
+from app.events.outbox_watch import watch_outbox
 from app.events.sse import streams
 from app.runtime import Services
 from tests.conftest import Rpc, make_settings
@@ -141,8 +142,10 @@ async def test_a_database_hiccup_during_catch_up_keeps_the_stream_and_retries(
     try:
         scope = staff_scope(services, rpc, session_id)
         stream = asyncio.create_task(streams.fn(scope, reader.receive, reader.send))
+        watcher = asyncio.create_task(watch_outbox(services))
         await reader.wait_for(b"event: SESSION_SNAPSHOT")
-        # A change whose publish never reached this worker: only catch-up can deliver it.
+        # A change whose publish never reached this worker (the test app has its own bus):
+        # only the outbox watcher's RESYNC and the stream's catch-up can deliver it.
         await rpc.staff(
             "liveShopping.updateSessionStatus", {"sessionId": session_id, "status": "PAUSED"}
         )
@@ -150,5 +153,6 @@ async def test_a_database_hiccup_during_catch_up_keeps_the_stream_and_retries(
         assert failures["left"] == 0  # the failed catch-ups happened and were survived
         assert not stream.done()
         stream.cancel()
+        watcher.cancel()
     finally:
         await services.close()

@@ -488,7 +488,7 @@ async def test_changes_still_commit_while_redis_is_down(
     assert [e.seq for e in replayed] == [e.seq for e in rows]
 
 
-DEGRADED_S = 3.0  # sse.DEGRADED_POLL_S (1 s) plus slack; far below the 10 s heartbeat
+DEGRADED_S = 3.0  # outbox_watch.DEGRADED_POLL_S (1 s) plus slack; far below the 10 s heartbeat
 
 
 async def test_while_redis_is_down_an_open_stream_reads_the_outbox_every_second(

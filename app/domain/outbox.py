@@ -96,3 +96,18 @@ async def latest_seq(db: AsyncSession, session_id: int) -> int:
     """The sequence number of the session's newest event (0 when it has none)."""
     seq = await db.scalar(select(LiveSession.last_event_seq).where(LiveSession.id == session_id))
     return seq or 0
+
+
+async def latest_seqs(
+    db: AsyncSession, session_ids: list[int], *, chunk: int = 500
+) -> dict[int, int]:
+    """latest_seq for many sessions in a few queries (one per `chunk` ids)."""
+    latest: dict[int, int] = {}
+    for start in range(0, len(session_ids), chunk):
+        rows = await db.execute(
+            select(LiveSession.id, LiveSession.last_event_seq).where(
+                LiveSession.id.in_(session_ids[start : start + chunk])
+            )
+        )
+        latest.update({session_id: seq or 0 for session_id, seq in rows})
+    return latest

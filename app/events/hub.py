@@ -29,6 +29,7 @@ class Listener:
         "_maxsize",
         "_waiter",
         "audience",
+        "last_seq",
         "on_overflow",
         "overflowed",
         "session_id",
@@ -41,12 +42,16 @@ class Listener:
         self._items: list[LiveEvent | Signal] = []
         self._waiter: asyncio.Future[None] | None = None
         self.overflowed = False
+        # The newest event id its stream has written; the outbox watcher compares it.
+        self.last_seq = 0
         # Set by the stream: ends it even while it is stuck writing to a slow client.
         self.on_overflow: Callable[[], None] | None = None
 
     def offer(self, item: LiveEvent | Signal) -> None:
         if self.overflowed:
             return
+        if item is Signal.RESYNC and self._items and self._items[-1] is Signal.RESYNC:
+            return  # one pending resync reads everything
         if len(self._items) >= self._maxsize:
             # What it missed stays in the outbox; RESYNC wakes a stream that still reads.
             self.overflowed = True
@@ -99,6 +104,13 @@ class Hub:
     def deliver(self, event: LiveEvent) -> None:
         for listener in self._listeners.get(event.session_id, ()):
             listener.offer(event)
+
+    def resync_behind(self, latest: dict[int, int]) -> None:
+        """Tell each stream that has not written its session's latest event to read the outbox."""
+        for session_id, seq in latest.items():
+            for listener in self._listeners.get(session_id, ()):
+                if listener.last_seq < seq:
+                    listener.offer(Signal.RESYNC)
 
     def resync_all(self) -> None:
         for listener in self._all():

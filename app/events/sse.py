@@ -5,8 +5,10 @@ A stream is refused (a JSON error, before any byte of the stream) unless its bea
 ticket and the session access rules allow it. Then it sends a `retry:` hint and either a
 SESSION_SNAPSHOT or, with Last-Event-ID, every outbox event after that id; then live events
 from the bus. Sequence numbers make the seam exact: a live event already sent is skipped, a gap
-is backfilled from the outbox, and a RESYNC (Redis came back, the mailbox overflowed) makes the
-stream read the outbox itself. The stream ends after the session's final event.
+is backfilled from the outbox, and a RESYNC (Redis dropped or came back, the worker's outbox
+watcher saw a newer event, the mailbox overflowed) makes the stream read the outbox itself.
+An idle stream never queries on its own: it only sends heartbeats. The stream ends after the
+session's final event.
 
 These are raw ASGI handlers: a stream is long-lived and cheap, so it keeps no framework
 request/response objects around.
@@ -46,7 +48,6 @@ from app.runtime import Services
 log = logging.getLogger("app.events.sse")
 
 RETRY_MS = 2000
-DEGRADED_POLL_S = 1.0  # while the bus is down, streams read the outbox this often
 REPLAY_PAGE = 500
 _MAX_EVENT_ID = 2**31 - 1
 
@@ -210,9 +211,17 @@ class _Stream:
         self.session_id = session_id
         self.listener = listener
         self._send = send
-        self.last_seq = 0
         self.final = False
         self._last_write = time.monotonic()
+
+    @property
+    def last_seq(self) -> int:
+        """The newest event id written; kept on the listener for the outbox watcher."""
+        return self.listener.last_seq
+
+    @last_seq.setter
+    def last_seq(self, seq: int) -> None:
+        self.listener.last_seq = seq
 
     async def run(self, receive: Receive, last_event_id: int | None) -> None:
         task = asyncio.current_task()
@@ -268,13 +277,10 @@ class _Stream:
     async def _live(self) -> None:
         heartbeat_s = self.services.settings.heartbeat_ms / 1000
         while not self.final:
-            wait = heartbeat_s if self.bus.healthy else min(heartbeat_s, DEGRADED_POLL_S)
-            item = await self.listener.next(wait)
+            item = await self.listener.next(heartbeat_s)
             if item is None:
                 if time.monotonic() - self._last_write >= heartbeat_s * 0.9:
                     await self._write(HEARTBEAT)
-                # Quiet or degraded: the outbox is the truth; a publish may have been lost.
-                await self._catch_up()
             elif item is Signal.RESYNC:
                 await self._catch_up()
             elif isinstance(item, LiveEvent):
