@@ -156,3 +156,23 @@ async def test_a_database_hiccup_during_catch_up_keeps_the_stream_and_retries(
         watcher.cancel()
     finally:
         await services.close()
+
+
+async def test_a_repeated_authorization_header_is_read_as_its_first_value(
+    rpc: Rpc, settings: Settings
+) -> None:
+    client = await rpc.staff("clients.create", {"name": "Two headers"})
+    session_id = (await rpc.staff("liveShopping.createSession", {"clientId": client["id"]}))[
+        "sessionId"
+    ]
+    services = Services.create(settings)
+    scope = staff_scope(services, rpc, session_id)
+    # First a valid staff token, then garbage: /rpc reads the first, so must the stream.
+    scope["headers"] = [*scope["headers"], (b"authorization", b"Bearer garbage")]
+    reader = RecordingClient()
+    try:
+        stream = asyncio.create_task(streams.fn(scope, reader.receive, reader.send))
+        await reader.wait_for(b"event: SESSION_SNAPSHOT")
+        stream.cancel()
+    finally:
+        await services.close()

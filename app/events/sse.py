@@ -171,7 +171,11 @@ def _event_id(given: str | None) -> int | None:
 
 
 def _headers(scope: Scope) -> dict[str, str]:
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    """Header name -> the first value given, as POST /rpc reads them."""
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return headers
 
 
 async def _refuse(send: Send, exc: Exception) -> None:
