@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -101,6 +102,13 @@ def server_env(database_url: str, **settings: str) -> dict[str, str]:
         "DATABASE_URL": database_url,
         **settings,
     }
+
+
+def sqlite_env(template: Path, directory: Path, **settings: str) -> dict[str, str]:
+    """server_env on a private copy of the run's migrated SQLite file (see conftest)."""
+    path = directory / "server.db"
+    shutil.copy(template, path)
+    return server_env(f"sqlite+aiosqlite:///{path}", **settings)
 
 
 def start_servers(env: Mapping[str, str], count: int, *, workers: int = 1) -> list[Server]:

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import itertools
 import re
-import shutil
 import signal
 import sys
 from collections.abc import Iterator
@@ -56,10 +55,10 @@ STAFF_ONLY_KEY = re.compile(r"cost|cogs|internal|notes|credit|exposure|margin", 
 @pytest.fixture(scope="module")
 def env(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A copy of the run's migrated SQLite file (app.db.migrate.upgrade), short heartbeats."""
-    path = tmp_path_factory.mktemp("client-subscribe") / "subscribe.db"
-    shutil.copy(sqlite_template, path)
-    return live_server.server_env(
-        f"sqlite+aiosqlite:///{path}", LIVE_SHOPPING_HEARTBEAT_MS=str(HEARTBEAT_MS)
+    return live_server.sqlite_env(
+        sqlite_template,
+        tmp_path_factory.mktemp("client-subscribe"),
+        LIVE_SHOPPING_HEARTBEAT_MS=str(HEARTBEAT_MS),
     )
 
 

@@ -10,7 +10,6 @@ its own room (another room is simply not found), and neither may use the other's
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -40,10 +39,11 @@ READ_S = 5.0
 def _env(
     sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory, **settings: str
 ) -> dict[str, str]:
-    path = tmp_path_factory.mktemp("sse-auth") / "auth.db"
-    shutil.copy(sqlite_template, path)
-    return live_server.server_env(
-        f"sqlite+aiosqlite:///{path}", LIVE_SHOPPING_HEARTBEAT_MS="500", **settings
+    return live_server.sqlite_env(
+        sqlite_template,
+        tmp_path_factory.mktemp("sse-auth"),
+        LIVE_SHOPPING_HEARTBEAT_MS="500",
+        **settings,
     )
 
 

@@ -13,7 +13,6 @@ response until it ends, so it cannot show a stream); one SQLite file, the in-mem
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -43,10 +42,10 @@ UNIT_COGS = "41.17"
 
 @pytest.fixture(scope="module")
 def env(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    path = tmp_path_factory.mktemp("sse-streams") / "streams.db"
-    shutil.copy(sqlite_template, path)
-    return live_server.server_env(
-        f"sqlite+aiosqlite:///{path}", LIVE_SHOPPING_HEARTBEAT_MS=str(HEARTBEAT_MS)
+    return live_server.sqlite_env(
+        sqlite_template,
+        tmp_path_factory.mktemp("sse-streams"),
+        LIVE_SHOPPING_HEARTBEAT_MS=str(HEARTBEAT_MS),
     )
 
 
