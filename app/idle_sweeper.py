@@ -6,7 +6,6 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from app.domain.outbox import appended_events
 from app.domain.sessions import utcnow
 from app.domain.timeouts import SWEEP_BATCH, end_if_idle, idle_session_ids
 from app.runtime import Services
@@ -31,9 +30,8 @@ async def sweep_idle_sessions(
             # One transaction per session: the conditional UPDATE decides which worker wins.
             async with services.db.write_sessions() as db:
                 if await end_if_idle(db, session_id, idle_for=idle_for, now=now):
-                    await db.commit()
+                    await services.bus.commit(db)
                     ended.append(session_id)
-                    await services.bus.publish(appended_events(db))
         if len(candidates) < batch_size:
             return ended
         after_id = candidates[-1]

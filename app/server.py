@@ -15,7 +15,6 @@ from sqlalchemy import text
 
 import procedures  # noqa: F401 - importing registers every procedure
 from app.config import Settings, load_settings
-from app.events.bus import RedisBus
 from app.events.outbox_watch import watch_outbox
 from app.events.sse import ROUTES as SSE_ROUTES
 from app.idle_sweeper import run_forever
@@ -49,12 +48,9 @@ async def readyz(state: State) -> Response[dict[str, str]]:
     except Exception as exc:  # any failure means not ready; say which part
         logging.getLogger("app.health").warning("readiness: database check failed: %s", exc)
         database = "unavailable"
-    bus = "memory"
-    if isinstance(services.bus, RedisBus):
-        bus = "redis" if services.bus.healthy else "redis-unavailable"
     ready = database == "ok"
-    status = "unavailable" if not ready else "ok" if bus != "redis-unavailable" else "degraded"
-    body = {"status": status, "database": database, "bus": bus}
+    status = "unavailable" if not ready else "ok" if services.bus.healthy else "degraded"
+    body = {"status": status, "database": database, "bus": services.bus.status}
     return Response(body, status_code=200 if ready else 503)
 
 

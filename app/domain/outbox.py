@@ -47,11 +47,6 @@ def appended_events(db: AsyncSession) -> list[AppendedEvent]:
     return events
 
 
-def discard_appended(db: AsyncSession) -> None:
-    """Forget appended events whose transaction was rolled back."""
-    db.info.pop(OUTBOX_KEY, None)
-
-
 def record_event(
     db: AsyncSession,
     live: LiveSession,

@@ -22,8 +22,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.domain.outbox import AppendedEvent
+from app.domain.outbox import AppendedEvent, appended_events
 from app.events.frames import Audience, LiveEvent
 from app.events.hub import Hub, Listener
 
@@ -66,6 +67,19 @@ class EventBus(abc.ABC):
     @property
     def healthy(self) -> bool:
         return True
+
+    @property
+    def status(self) -> str:
+        """For /readyz: `memory`, `redis` or `redis-unavailable`."""
+        return "memory"
+
+    async def commit(self, db: AsyncSession) -> None:
+        """Commit the transaction, then publish the outbox events it appended.
+
+        The one way a change is committed, so no committed event goes unpublished.
+        """
+        await db.commit()
+        await self.publish(appended_events(db))
 
     @abc.abstractmethod
     async def publish(self, events: Sequence[AppendedEvent]) -> None:
@@ -111,6 +125,10 @@ class RedisBus(EventBus):
     @property
     def healthy(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def status(self) -> str:
+        return "redis" if self.healthy else "redis-unavailable"
 
     async def start(self) -> None:
         # No silent retries: a lost connection must surface here, so that the reader knows
@@ -215,11 +233,10 @@ class RedisBus(EventBus):
                             waiter.set_result(None)
             except (RedisError, OSError) as exc:
                 if self._connected.is_set():
+                    # The outbox watcher (app/events/outbox_watch.py) sees `healthy` drop and
+                    # checks the outbox every second until the bus is back.
                     log.warning("Redis event bus lost (%s); streams fall back to the outbox", exc)
                     self._connected.clear()
-                    # Wake every stream now, so it starts polling the outbox at once rather
-                    # than after the heartbeat it is waiting out.
-                    self.hub.resync_all()
             finally:
                 self._pubsub = None
                 with contextlib.suppress(Exception):

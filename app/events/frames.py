@@ -8,7 +8,6 @@ from typing import Any
 
 import msgspec
 
-from app.db.models import SessionStatus
 from app.domain.outbox import AppendedEvent
 from app.domain.status import FINAL_STATUSES
 
@@ -60,7 +59,3 @@ class LiveEvent:
 
     def frame_for(self, audience: Audience) -> bytes:
         return self.staff_frame if audience is Audience.STAFF else self.client_frame
-
-
-def is_final(status: SessionStatus) -> bool:
-    return status.value in _FINAL

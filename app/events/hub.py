@@ -76,10 +76,6 @@ class Listener:
                 self._waiter = None
         return self._items.pop(0) if self._items else None
 
-    @property
-    def pending(self) -> int:
-        return len(self._items)
-
 
 class Hub:
     def __init__(self) -> None:

@@ -5,8 +5,8 @@ A stream is refused (a JSON error, before any byte of the stream) unless its bea
 ticket and the session access rules allow it. Then it sends a `retry:` hint and either a
 SESSION_SNAPSHOT or, with Last-Event-ID, every outbox event after that id; then live events
 from the bus. Sequence numbers make the seam exact: a live event already sent is skipped, a gap
-is backfilled from the outbox, and a RESYNC (Redis dropped or came back, the worker's outbox
-watcher saw a newer event, the mailbox overflowed) makes the stream read the outbox itself.
+is backfilled from the outbox, and a RESYNC (Redis came back, the worker's outbox watcher saw
+a newer event, the mailbox overflowed) makes the stream read the outbox itself.
 An idle stream never queries on its own: it only sends heartbeats. The stream ends after the
 session's final event.
 
@@ -37,8 +37,8 @@ from app.domain.announce import client_snapshot, staff_snapshot
 from app.domain.errors import Forbidden, InvalidInput
 from app.domain.outbox import EventType, events_after, latest_seq
 from app.domain.sessions import session_for_client, session_for_staff
-from app.events.bus import EventBus
-from app.events.frames import HEARTBEAT, Audience, LiveEvent, frame, is_final, retry_hint
+from app.domain.status import FINAL_STATUSES
+from app.events.frames import HEARTBEAT, Audience, LiveEvent, frame, retry_hint
 from app.events.hub import Listener, Signal
 from app.events.streams import client_stream_key, staff_stream_key
 from app.rpc import jsonrpc
@@ -115,7 +115,7 @@ async def _serve(scope: Scope, receive: Receive, send: Send, spec: StreamSpec) -
         return
     state = scope["app"].state
     services: Services = state.services
-    bus: EventBus = services.bus
+    bus = services.bus
     try:
         actor, last_event_id = _admit(services, scope, spec)
         session_id = await _session_id(services, spec, actor)
@@ -125,7 +125,7 @@ async def _serve(scope: Scope, receive: Receive, send: Send, spec: StreamSpec) -
 
     listener = await bus.listen(session_id, spec.audience)
     try:
-        stream = _Stream(services, bus, spec, actor, session_id, listener, send)
+        stream = _Stream(services, spec, actor, session_id, listener, send)
         await stream.run(receive, last_event_id)
     finally:
         await bus.unlisten(listener)
@@ -201,7 +201,6 @@ class _Stream:
     def __init__(
         self,
         services: Services,
-        bus: EventBus,
         spec: StreamSpec,
         actor: Actor,
         session_id: int,
@@ -209,7 +208,6 @@ class _Stream:
         send: Send,
     ) -> None:
         self.services = services
-        self.bus = bus
         self.spec = spec
         self.actor = actor
         self.session_id = session_id
@@ -257,7 +255,8 @@ class _Stream:
         async with self.services.db.read_sessions() as db:
             live = await self.spec.load(db, self.actor)
             resume = last_event_id is not None and last_event_id <= live.last_event_seq
-            if resume and is_final(live.status) and last_event_id == live.last_event_seq:
+            final = live.status in FINAL_STATUSES
+            if resume and final and last_event_id == live.last_event_seq:
                 # The story is over and the client has all of it: 204 stops EventSource from
                 # reconnecting.
                 await self._send(_response_start(204, []))
@@ -275,7 +274,7 @@ class _Stream:
                 snapshot = await self.spec.snapshot(db, live)
                 self.last_seq = live.last_event_seq
                 await self._write(frame(self.last_seq, EventType.SESSION_SNAPSHOT.value, snapshot))
-                self.final = is_final(live.status)
+                self.final = final
         return True
 
     async def _live(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -11,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.domain.actors import Actor
 from app.domain.errors import Unauthenticated
-from app.domain.outbox import AppendedEvent, appended_events
 
 if TYPE_CHECKING:
+    from app.events.bus import EventBus
     from app.rpc.registry import Registry
     from app.runtime import Services
 
@@ -21,12 +20,10 @@ if TYPE_CHECKING:
 class UnitOfWork:
     """One transaction per call, opened lazily; committed only when the call succeeds."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventBus) -> None:
         self._sessions = sessions
+        self._bus = bus
         self._session: AsyncSession | None = None
-        self.after_commit: list[Callable[[], Awaitable[None]]] = []
-        # Outbox events of the committed transaction, for the bus to publish.
-        self.committed_events: list[AppendedEvent] = []
 
     @property
     def session(self) -> AsyncSession:
@@ -36,8 +33,7 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         if self._session is not None:
-            await self._session.commit()
-            self.committed_events = appended_events(self._session)
+            await self._bus.commit(self._session)  # and publishes what it appended
 
     async def close(self) -> None:
         # Closing without commit rolls back whatever the call did.

@@ -129,7 +129,7 @@ class Dispatcher:
     ) -> bytes:
         db = self.services.db
         sessions = db.write_sessions if procedure.kind is Kind.MUTATION else db.read_sessions
-        uow = UnitOfWork(sessions)
+        uow = UnitOfWork(sessions, self.services.bus)
         ctx = CallContext(
             settings=self.services.settings,
             services=self.services,
@@ -144,11 +144,4 @@ class Dispatcher:
             await uow.commit()
         finally:
             await uow.close()
-        await self.services.bus.publish(uow.committed_events)
-        for hook in uow.after_commit:
-            try:
-                await hook()
-            except Exception:
-                # The change is committed; a failed side effect must not turn it into an error.
-                log.exception("after-commit hook failed (request %s)", caller.request_id)
         return _encoder.encode(result)
