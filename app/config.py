@@ -40,6 +40,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     session_timeout_mins: PositiveInt = msgspec.field(
         default=120, name="LIVE_SHOPPING_SESSION_TIMEOUT_MINS"
     )
+    hold_warning_mins: PositiveInt = msgspec.field(
+        default=10, name="LIVE_SHOPPING_HOLD_WARNING_MINS"
+    )
+    event_retention_days: PositiveInt = msgspec.field(
+        default=30, name="LIVE_SHOPPING_EVENT_RETENTION_DAYS"
+    )
+    # Prefix of this deployment's Redis channels; unset: derived from the database identity,
+    # so two deployments sharing one Redis never see each other's events.
+    redis_channel_prefix: str | None = msgspec.field(default=None, name="REDIS_CHANNEL_PREFIX")
+    rpc_body_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = msgspec.field(
+        default=10.0, name="RPC_BODY_TIMEOUT_S"
+    )
     rpc_max_body_bytes: PositiveInt = msgspec.field(default=1_048_576, name="RPC_MAX_BODY_BYTES")
     rpc_max_batch: PositiveInt = msgspec.field(default=50, name="RPC_MAX_BATCH")
     host: str = msgspec.field(default="127.0.0.1", name="HOST")

@@ -28,8 +28,6 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeEngine
 
-from app.domain.actors import Role
-
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -66,6 +64,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def exact_string(length: int) -> TypeEngine[str]:
+    """A string compared byte for byte: case and trailing spaces count, on MariaDB too.
+
+    MariaDB's default collation is case-insensitive and pads with spaces, so a lower-cased
+    share token or a room code with a trailing space would match (DESIGN 2.3).
+    """
+    return String(length).with_variant(
+        mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_nopad_bin"), "mysql"
+    )
+
+
 Money = Numeric(15, 2)
 Quantity = Numeric(15, 4)
 Timestamp = UTCDateTime()
@@ -81,6 +90,14 @@ def _enum(cls: type[enum.Enum], length: int = 16) -> Enum:
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON}
+
+
+class Role(enum.StrEnum):
+    """Who a user is to the service (the token's `role` claim)."""
+
+    ADMIN = "ADMIN"
+    STAFF = "STAFF"
+    CLIENT = "CLIENT"
 
 
 class SessionStatus(enum.StrEnum):
@@ -165,7 +182,7 @@ class LiveSession(Base):
     host_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
     status: Mapped[SessionStatus] = mapped_column(_enum(SessionStatus))
-    room_code: Mapped[str] = mapped_column(String(64), unique=True)
+    room_code: Mapped[str] = mapped_column(exact_string(64), unique=True)
     title: Mapped[str | None] = mapped_column(String(255))
     internal_notes: Mapped[str | None] = mapped_column(Text)
     session_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -182,7 +199,17 @@ class LiveSession(Base):
 
 class SessionCartItem(Base):
     __tablename__ = "session_cart_items"
-    __table_args__ = (UniqueConstraint("session_id", "batch_id"),)
+    # A line is (batch, sample or paid, the side that added it): paid units never merge into
+    # a sample line, and neither side's adds grow the other's line (DESIGN 4).
+    __table_args__ = (
+        UniqueConstraint(
+            "session_id",
+            "batch_id",
+            "is_sample",
+            "added_by_role",
+            name="uq_session_cart_items_line",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("live_shopping_sessions.id"))
@@ -266,7 +293,7 @@ class SalesSheet(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("live_shopping_sessions.id"), index=True)
     # Unguessable share token for the client-facing page.
-    token: Mapped[str] = mapped_column(String(64), unique=True)
+    token: Mapped[str] = mapped_column(exact_string(64), unique=True)
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_by_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
+from app.db.models import Role
 
-class Role(enum.StrEnum):
-    ADMIN = "ADMIN"
-    STAFF = "STAFF"
-    CLIENT = "CLIENT"
-
+__all__ = ["ALL_ROLES", "STAFF_ROLES", "Actor", "Role"]
 
 STAFF_ROLES = frozenset({Role.ADMIN, Role.STAFF})
 ALL_ROLES = frozenset(Role)
