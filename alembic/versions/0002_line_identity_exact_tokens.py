@@ -1,4 +1,4 @@
-"""cart line identity (batch, sample, side); exact comparison of room codes and share tokens
+"""cart line identity (batch, sample, side); exact room codes and share tokens; share_url
 
 Revision ID: 0002
 Revises: 0001
@@ -49,9 +49,13 @@ def upgrade() -> None:
         )
         batch_op.drop_constraint(OLD_LINE_KEY, type_="unique")
     _collate("utf8mb4_nopad_bin")
+    with op.batch_alter_table("sales_sheets", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("share_url", sa.String(length=600), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("sales_sheets", schema=None) as batch_op:
+        batch_op.drop_column("share_url")
     _collate("utf8mb4_general_ci")
     with op.batch_alter_table("session_cart_items", schema=None) as batch_op:
         batch_op.create_unique_constraint(OLD_LINE_KEY, ["session_id", "batch_id"])

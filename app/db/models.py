@@ -294,6 +294,8 @@ class SalesSheet(Base):
     session_id: Mapped[int] = mapped_column(ForeignKey("live_shopping_sessions.id"), index=True)
     # Unguessable share token for the client-facing page.
     token: Mapped[str] = mapped_column(exact_string(64), unique=True)
+    # The absolute link handed out when the sheet was made (the room view shows it later).
+    share_url: Mapped[str | None] = mapped_column(String(600))
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_by_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
