@@ -7,8 +7,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from app.db.engine import Database
-from app.db.models import Batch, Client, Product, User
-from app.domain.actors import Role
+from app.db.models import Batch, Client, Product, Role, User
 
 D = Decimal
 
