@@ -204,7 +204,10 @@ async def cancel_session(ctx: CallContext, params: SessionRef) -> SessionOnly:
 
 @ns.mutation("addToCart", roles=STAFF_ROLES)
 async def add_to_cart(ctx: CallContext, params: AddToCart) -> Cart:
-    """Add a batch to the cart (merging into its line), within net availability."""
+    """Add a batch to the cart, within net availability.
+
+    Merges into the host's line of that batch and sample flag, never into a client's line.
+    """
     return await use.staff_add_to_cart(
         ctx.db,
         ctx.actor,
@@ -258,7 +261,10 @@ async def highlight_product(ctx: CallContext, params: HighlightProduct) -> Cart:
 
 @ns.mutation("toggleCartItemSample", roles=STAFF_ROLES)
 async def toggle_cart_item_sample(ctx: CallContext, params: ToggleCartItemSample) -> Cart:
-    """Mark a line as a sample (held, not billed) or back."""
+    """Mark a line as a sample (held, not billed) or back.
+
+    A line that then matches another (same batch, side and flag) merges into it.
+    """
     return await use.toggle_sample(
         ctx.db,
         ctx.actor,
@@ -286,10 +292,8 @@ async def check_credit_status(ctx: CallContext, params: SessionRef) -> CreditSta
 @ns.mutation("generateSalesSheet", roles=STAFF_ROLES)
 async def generate_sales_sheet(ctx: CallContext, params: SessionRef) -> SalesSheetOut:
     """Snapshot the cart as a sales sheet the client can open at its share link."""
-    sheet = await use.make_sales_sheet(ctx.db, ctx.actor, params.session_id)
-    return SalesSheetOut(
-        sales_sheet_id=sheet.id, share_url=ctx.base_url + use.share_path(sheet.token)
-    )
+    sheet = await use.make_sales_sheet(ctx.db, ctx.actor, params.session_id, base_url=ctx.base_url)
+    return SalesSheetOut(sales_sheet_id=sheet.id, share_url=sheet.share_url)
 
 
 @ns.mutation("endSession", roles=STAFF_ROLES)
@@ -303,13 +307,14 @@ async def end_session(ctx: CallContext, params: EndSession) -> EndSessionOut:
         bypass_credit_check=params.bypass_credit_check,
         payment_terms=params.payment_terms,
         with_sales_sheet=params.generate_sales_sheet,
+        base_url=ctx.base_url,
     )
     sheet = done.sales_sheet
     return EndSessionOut(
         status=done.status,
         order_id=done.order_id,
         sales_sheet_id=sheet.id if sheet else None,
-        share_url=ctx.base_url + use.share_path(sheet.token) if sheet else None,
+        share_url=sheet.share_url if sheet else None,
     )
 
 

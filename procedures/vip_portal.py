@@ -90,7 +90,10 @@ async def get_session_by_room_code(ctx: CallContext, params: RoomRef) -> ClientS
 
 @ns.mutation("addToCart", roles=CLIENT)
 async def add_to_cart(ctx: CallContext, params: ClientAddToCart) -> ClientCart:
-    """Add a batch to the shared cart while the session is ACTIVE."""
+    """Add a batch to the shared cart while the session is ACTIVE.
+
+    Merges only into the client's own line of that batch, never into the host's.
+    """
     return await use.client_add_to_cart(
         ctx.db,
         ctx.actor,
@@ -123,7 +126,10 @@ async def remove_from_cart(ctx: CallContext, params: ClientRemoveFromCart) -> Cl
 
 @ns.mutation("requestCheckout", roles=CLIENT)
 async def request_checkout(ctx: CallContext, params: RoomRef) -> CheckoutRequested:
-    """Ask the host to convert the cart into an order."""
+    """Ask the host to convert the cart (not empty) into an order.
+
+    Asking again while the request is pending changes nothing and returns its time.
+    """
     return CheckoutRequested(
         requested_at=await use.request_checkout(ctx.db, ctx.actor, params.room_code)
     )

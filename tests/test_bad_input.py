@@ -684,6 +684,7 @@ IMPOSSIBLE: list[Case] = [
     impossible("another-clients-room", VIP + "requestCheckout", NOT_FOUND, roomCode=_foreign_room),
     impossible("paused-session", VIP + "requestCheckout", PRECONDITION_FAILED, scene="PAUSED"),
     impossible("ended-session", VIP + "requestCheckout", PRECONDITION_FAILED, scene="ENDED"),
+    impossible("empty-cart", VIP + "requestCheckout", PRECONDITION_FAILED, scene="EMPTY"),
     impossible(
         "converted-session", VIP + "requestCheckout", PRECONDITION_FAILED, scene="CONVERTED"
     ),
@@ -707,6 +708,7 @@ REPRESENTATIVE = {
     "vipPortalLiveShopping.addToCart-another-clients-room",
     "vipPortalLiveShopping.addToCart-paused-session",
     "vipPortalLiveShopping.updateCartQuantity-the-hosts-line",
+    "vipPortalLiveShopping.requestCheckout-empty-cart",
 }
 
 

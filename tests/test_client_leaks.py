@@ -220,6 +220,10 @@ async def test_nothing_a_client_receives_carries_cost_notes_or_credit(rpc: Rpc) 
     assert "Autumn preview" in seen
     assert '"unitPrice":"8500.00"' in seen
     assert '"highlight":{' in seen
+    # ...and, once they existed, its order and the sales sheet's absolute link (DESIGN 3).
+    assert re.search(r'"orderId":\d+', seen)
+    assert f'"shareUrl":"{share_urls[-1]}"' in seen
+    assert share_urls[-1].startswith("http")
 
 
 async def test_no_client_projection_in_the_outbox_carries_cost_notes_or_credit(
@@ -244,6 +248,8 @@ async def test_no_client_projection_in_the_outbox_carries_cost_notes_or_credit(
     # The projections are real snapshots, and the staff payloads of the same events do carry
     # the secrets, so the search above would find a leak.
     assert any(e.payload["client"]["cart"]["items"] for e in events)
+    assert any(e.payload["client"]["session"]["shareUrl"] for e in events)
+    assert any(e.payload["client"]["session"]["orderId"] for e in events)
     staff = json.dumps([e.payload["staff"] for e in events])
     assert INTERNAL_NOTES in staff
     assert COAT_COGS in staff

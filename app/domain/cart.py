@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from sqlalchemy import delete, func, select
@@ -37,6 +37,10 @@ class _Line:
 
     @property
     def subtotal(self) -> Decimal:
+        # Samples hold inventory but are never billed: their subtotal is 0.00, so line
+        # subtotals add up to the cart subtotal, the order total and the sales sheet total.
+        if self.item.is_sample:
+            return ZERO
         return to_cents(self.item.quantity * self.item.unit_price)
 
 
@@ -52,12 +56,16 @@ async def _lines(db: AsyncSession, session_id: int) -> list[_Line]:
 
 
 def _billable_subtotal(lines: list[_Line]) -> Decimal:
-    # Samples hold inventory but are never billed.
-    return sum((x.subtotal for x in lines if not x.item.is_sample), ZERO)
+    return sum((x.subtotal for x in lines), ZERO)
 
 
 async def cart_total(db: AsyncSession, session_id: int) -> Decimal:
     return _billable_subtotal(await _lines(db, session_id))
+
+
+async def count_lines(db: AsyncSession, session_id: int) -> int:
+    count = await db.scalar(select(func.count()).where(SessionCartItem.session_id == session_id))
+    return count or 0
 
 
 async def staff_cart(db: AsyncSession, session_id: int) -> Cart:
@@ -135,15 +143,50 @@ async def session_price(db: AsyncSession, live: LiveSession, product: Product) -
     return unit_price(product.list_price, adjustment, override)
 
 
-def _role_of(actor: Actor) -> AddedByRole:
+@dataclass(frozen=True, slots=True)
+class LineKey:
+    """What identifies a cart line (DESIGN 4): its batch, whether it is a sample, and the side
+    that added it. An add merges only into the line with the same key, so paid units never
+    join a sample line and neither side's adds grow the other side's line.
+    """
+
+    batch_id: int
+    is_sample: bool
+    added_by: AddedByRole
+
+    @classmethod
+    def of(cls, item: SessionCartItem) -> LineKey:
+        return cls(item.batch_id, item.is_sample, item.added_by_role)
+
+
+def _side_of(actor: Actor) -> AddedByRole:
     return AddedByRole.CLIENT if actor.role is Role.CLIENT else AddedByRole.HOST
 
 
-async def _ensure_quantity_fits(
-    db: AsyncSession, live: LiveSession, batch_id: int, quantity: Decimal
-) -> None:
-    available = await net_available(db, [batch_id], exclude_session_id=live.id)
-    require_available({batch_id: quantity}, available)
+async def _line_with(db: AsyncSession, session_id: int, key: LineKey) -> SessionCartItem | None:
+    return await db.scalar(
+        select(SessionCartItem).where(
+            SessionCartItem.session_id == session_id,
+            SessionCartItem.batch_id == key.batch_id,
+            SessionCartItem.is_sample == key.is_sample,
+            SessionCartItem.added_by_role == key.added_by,
+        )
+    )
+
+
+def _is_highlighted(live: LiveSession, batch_id: int) -> bool:
+    return live.highlighted_batch_id == batch_id
+
+
+async def _hold_more(db: AsyncSession, batch_id: int, more: Decimal) -> None:
+    """Refuse unless `more` units of the batch are still free (the batch row is locked).
+
+    Counted against every open cart, this one included: a session may hold one batch on
+    several lines (paid and sample, host's and client's), so what must fit is the increase,
+    not the new quantity of one line.
+    """
+    available = await net_available(db, [batch_id])
+    require_available({batch_id: more}, available)
 
 
 async def add_to_cart(
@@ -156,36 +199,32 @@ async def add_to_cart(
     is_sample: bool,
     max_items: int,
 ) -> None:
-    """Add a batch to the cart, merging into its line when it is already there."""
+    """Add a batch to the cart, merging into the line of the same key when there is one."""
     require_open(live, actor)
     batch = await get_batch(db, batch_id)
-    line = await db.scalar(
-        select(SessionCartItem).where(
-            SessionCartItem.session_id == live.id, SessionCartItem.batch_id == batch_id
+    key = LineKey(batch_id, is_sample, _side_of(actor))
+    line = await _line_with(db, live.id, key)
+    if line is None and await count_lines(db, live.id) >= max_items:
+        raise LimitExceeded(
+            f"The cart already holds the maximum of {max_items} lines", limit=max_items
         )
-    )
-    new_quantity = quantity + (line.quantity if line else ZERO)
-    if line is None:
-        count = await db.scalar(select(func.count()).where(SessionCartItem.session_id == live.id))
-        if (count or 0) >= max_items:
-            raise LimitExceeded(f"The cart already holds the maximum of {max_items} lines")
-    await _ensure_quantity_fits(db, live, batch_id, new_quantity)
+    await _hold_more(db, batch_id, quantity)
     if line is None:
         product = await get_product(db, batch.product_id)
         db.add(
             SessionCartItem(
                 session_id=live.id,
-                batch_id=batch_id,
+                batch_id=key.batch_id,
                 product_id=product.id,
-                quantity=new_quantity,
+                quantity=quantity,
                 unit_price=await session_price(db, live, product),
-                added_by_role=_role_of(actor),
-                is_sample=is_sample,
-                is_highlighted=live.highlighted_batch_id == batch_id,
+                added_by_role=key.added_by,
+                is_sample=key.is_sample,
+                is_highlighted=_is_highlighted(live, batch_id),
             )
         )
     else:
-        line.quantity = new_quantity
+        line.quantity += quantity
     touch(live)
     await db.flush()
 
@@ -207,7 +246,7 @@ async def update_quantity(
     require_open(live, actor)
     line = await _line_of(db, actor, live, cart_item_id)
     if quantity > line.quantity:
-        await _ensure_quantity_fits(db, live, line.batch_id, quantity)
+        await _hold_more(db, line.batch_id, quantity - line.quantity)
     line.quantity = quantity
     touch(live)
     await db.flush()
@@ -226,9 +265,19 @@ async def remove_from_cart(
 async def set_sample(
     db: AsyncSession, actor: Actor, live: LiveSession, *, cart_item_id: int, is_sample: bool
 ) -> None:
+    """Mark a line as a sample or as paid; into an existing line of that key it merges."""
     require_open(live, actor)
     line = await _line_of(db, actor, live, cart_item_id)
-    line.is_sample = is_sample
+    if line.is_sample != is_sample:
+        twin = await _line_with(db, live.id, replace(LineKey.of(line), is_sample=is_sample))
+        if twin is None:
+            line.is_sample = is_sample
+        else:
+            # One batch, one side, one session price: only the units move to the twin, so
+            # the session holds what it held (no stock check) and the line count only drops.
+            twin.quantity += line.quantity
+            twin.is_highlighted = _is_highlighted(live, twin.batch_id)
+            await db.delete(line)
     touch(live)
     await db.flush()
 
@@ -244,7 +293,7 @@ async def highlight(
     for line in (
         await db.scalars(select(SessionCartItem).where(SessionCartItem.session_id == live.id))
     ).all():
-        line.is_highlighted = line.batch_id == batch_id
+        line.is_highlighted = _is_highlighted(live, line.batch_id)
     touch(live)
     await db.flush()
 

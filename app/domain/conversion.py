@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import LiveSession, Order, SalesSheet, SessionCartItem, SessionStatus
 from app.domain.actors import Actor
-from app.domain.credit import CreditLevel, credit_status
+from app.domain.credit import CreditLevel, credit_if_converted
 from app.domain.errors import Conflict, Forbidden, PreconditionFailed
 from app.domain.orders import LineRequest, create_order
 from app.domain.sales_sheets import generate_sales_sheet
@@ -31,6 +31,7 @@ async def convert_session_to_order(
     bypass_credit_check: bool,
     payment_terms: str | None,
     with_sales_sheet: bool,
+    base_url: str,
 ) -> Conversion:
     """Lock held by the caller on the session row; every line is re-validated here.
 
@@ -54,7 +55,7 @@ async def convert_session_to_order(
     if not items:
         raise PreconditionFailed(f"Session {live.id} has an empty cart; nothing to convert")
     if not bypass_credit_check:
-        status = await credit_status(db, live)
+        status = await credit_if_converted(db, live)
         if status.level is CreditLevel.EXCEEDED:
             raise PreconditionFailed(
                 f"Credit limit exceeded: exposure {status.exposure} "
@@ -78,5 +79,7 @@ async def convert_session_to_order(
         ],
     )
     change_status(live, SessionStatus.CONVERTED)
-    sheet = await generate_sales_sheet(db, actor, live) if with_sales_sheet else None
+    sheet = (
+        await generate_sales_sheet(db, actor, live, base_url=base_url) if with_sales_sheet else None
+    )
     return Conversion(order=order, sales_sheet=sheet)

@@ -1,4 +1,4 @@
-"""Client credit: exposure from open unpaid orders plus the session cart."""
+"""Client credit: exposure from open unpaid orders plus the session cart while it is open."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import LiveSession, Order, OrderStatus, PaymentStatus
 from app.domain.cart import cart_total
 from app.domain.clients import get_client
+from app.domain.status import OPEN_STATUSES
 
 WARNING_AT = Decimal("0.80")
+ZERO = Decimal("0.00")
 
 
 class CreditLevel(StrEnum):
@@ -63,9 +65,22 @@ def assess(limit: Decimal | None, open_orders: Decimal, cart: Decimal) -> Credit
 
 
 async def credit_status(db: AsyncSession, live: LiveSession) -> CreditStatus:
-    client = await get_client(db, live.client_id)
-    return assess(
-        client.credit_limit,
-        await open_unpaid_total(db, client.id),
-        await cart_total(db, live.id),
-    )
+    """The client's credit as it stands, this session's cart counted only while it is open.
+
+    Once converted the cart is the order it became, already among the open orders, so it
+    never counts twice. An ENDED draft holds no inventory and commits the client to nothing:
+    it is no exposure until it converts (conversion weighs it, see credit_if_converted).
+    CANCELLED carts count for nothing.
+    """
+    cart = await cart_total(db, live.id) if live.status in OPEN_STATUSES else ZERO
+    return await _status_with_cart(db, live.client_id, cart)
+
+
+async def credit_if_converted(db: AsyncSession, live: LiveSession) -> CreditStatus:
+    """The client's credit if this cart became an order now (an ENDED draft's too)."""
+    return await _status_with_cart(db, live.client_id, await cart_total(db, live.id))
+
+
+async def _status_with_cart(db: AsyncSession, client_id: int, cart: Decimal) -> CreditStatus:
+    client = await get_client(db, client_id)
+    return assess(client.credit_limit, await open_unpaid_total(db, client.id), cart)

@@ -36,10 +36,6 @@ class Unauthenticated(DomainError):
     """The caller's identity cannot be established or accepted."""
 
 
-class LimitExceeded(DomainError):
-    """A size limit would be exceeded (e.g. too many cart lines)."""
-
-
 class Forbidden(DomainError):
     """The actor is known but may not do this."""
 
@@ -66,6 +62,17 @@ class AmountTooLarge(Unprocessable):
             amount=str(amount),
             largest=str(largest),
         )
+
+
+class LimitExceeded(PreconditionFailed):
+    """A business limit would be exceeded (e.g. too many cart lines); `limit` names it.
+
+    A rule of the domain, so PRECONDITION_FAILED: PAYLOAD_TOO_LARGE stays for request bodies
+    and batches (DESIGN 4).
+    """
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message, limit=limit)
 
 
 class InsufficientInventory(PreconditionFailed):

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import LiveSession, SessionStatus
+from app.db.models import LiveSession, SalesSheet, SessionStatus
 from app.domain import cart as carts
 from app.domain.actors import Actor
 from app.domain.announce import announce
@@ -155,18 +155,23 @@ async def check_credit(db: AsyncSession, actor: Actor, session_id: int) -> Credi
 @dataclass(frozen=True, slots=True)
 class SheetRef:
     id: int
-    token: str
+    share_url: str  # absolute
 
 
-async def make_sales_sheet(db: AsyncSession, actor: Actor, session_id: int) -> SheetRef:
+async def make_sales_sheet(
+    db: AsyncSession, actor: Actor, session_id: int, *, base_url: str
+) -> SheetRef:
+    """A sales sheet of the cart; base_url (e.g. "https://shop.example") makes its link."""
     live = await session_for_staff(db, actor, session_id, for_change=True)
-    sheet = await generate_sales_sheet(db, actor, live)
-    await announce(db, live, EventType.SALES_SHEET_READY, share_url=share_path(sheet.token))
-    return SheetRef(sheet.id, sheet.token)
+    sheet = await generate_sales_sheet(db, actor, live, base_url=base_url)
+    return await _announce_sheet(db, live, sheet)
 
 
-def share_path(token: str) -> str:
-    return f"/sales-sheets/{token}"
+async def _announce_sheet(db: AsyncSession, live: LiveSession, sheet: SalesSheet) -> SheetRef:
+    assert sheet.share_url is not None  # every sheet made here keeps its link
+    ref = SheetRef(sheet.id, sheet.share_url)
+    await announce(db, live, EventType.SALES_SHEET_READY, share_url=ref.share_url)
+    return ref
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,16 +190,19 @@ async def end_session(
     bypass_credit_check: bool,
     payment_terms: str | None,
     with_sales_sheet: bool,
+    base_url: str,
 ) -> EndResult:
     live = await session_for_staff(db, actor, session_id, for_change=True)
     if not convert_to_order:
         # The cart stays as a draft; its holds vanish because the session is no longer open.
         change_status(live, SessionStatus.ENDED)
-        sheet = await generate_sales_sheet(db, actor, live) if with_sales_sheet else None
+        sheet = (
+            await generate_sales_sheet(db, actor, live, base_url=base_url)
+            if with_sales_sheet
+            else None
+        )
         await announce(db, live, EventType.SESSION_STATUS)
-        ref = SheetRef(sheet.id, sheet.token) if sheet else None
-        if sheet:
-            await announce(db, live, EventType.SALES_SHEET_READY, share_url=share_path(sheet.token))
+        ref = await _announce_sheet(db, live, sheet) if sheet else None
         return EndResult(live.status, None, ref)
     done = await convert_session_to_order(
         db,
@@ -203,12 +211,10 @@ async def end_session(
         bypass_credit_check=bypass_credit_check,
         payment_terms=payment_terms,
         with_sales_sheet=with_sales_sheet,
+        base_url=base_url,
     )
     await announce(db, live, EventType.SESSION_CONVERTED, order_id=done.order.id)
-    ref = None
-    if done.sales_sheet is not None:
-        ref = SheetRef(done.sales_sheet.id, done.sales_sheet.token)
-        await announce(db, live, EventType.SALES_SHEET_READY, share_url=share_path(ref.token))
+    ref = await _announce_sheet(db, live, done.sales_sheet) if done.sales_sheet else None
     return EndResult(live.status, done.order.id, ref)
 
 
@@ -271,9 +277,18 @@ async def client_remove_from_cart(
 
 
 async def request_checkout(db: AsyncSession, actor: Actor, room_code: str) -> datetime:
+    """Ask the host to check out; asking again while the request is pending changes nothing.
+
+    Pending means requested and not yet answered; with no answer procedure yet, a request
+    stays pending. The session row lock makes two concurrent asks one request.
+    """
     live = await session_for_client(db, actor, room_code, for_change=True)
     if live.status is not SessionStatus.ACTIVE:
         raise PreconditionFailed(f"Checkout can be requested only while ACTIVE, not {live.status}")
+    if live.checkout_requested_at is not None:
+        return live.checkout_requested_at
+    if await carts.count_lines(db, live.id) == 0:
+        raise PreconditionFailed("The cart is empty: add something before asking to check out")
     live.checkout_requested_at = utcnow()
     touch(live)
     await announce(db, live, EventType.CHECKOUT_REQUESTED)

@@ -4,32 +4,52 @@ from __future__ import annotations
 
 import secrets
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Client, LiveSession, SalesSheet
 from app.domain.actors import Actor
 from app.domain.cart import client_cart
 from app.domain.decimals import CENT, to_cents
-from app.domain.errors import NotFound
+from app.domain.errors import InvalidInput, NotFound
 from app.domain.sessions import utcnow
 
+NOTHING = Decimal("0.00")
+# The longest link the share_url column keeps.
+SHARE_URL_MAX_LENGTH = cast(String, SalesSheet.__table__.c.share_url.type).length or 0
 
-async def generate_sales_sheet(db: AsyncSession, actor: Actor, live: LiveSession) -> SalesSheet:
-    """Snapshot the cart as the client sees it, with the discount from retail per line."""
+
+def share_link(base_url: str, token: str) -> str:
+    """The absolute link of a sheet (the page is served at /sales-sheets/{token})."""
+    link = f"{base_url}/sales-sheets/{token}"
+    if len(link) > SHARE_URL_MAX_LENGTH:
+        # Only an absurd Host header gets here; refused rather than failing at the database.
+        raise InvalidInput(f"The host name is too long for a share link ({len(link)} characters)")
+    return link
+
+
+async def generate_sales_sheet(
+    db: AsyncSession, actor: Actor, live: LiveSession, *, base_url: str
+) -> SalesSheet:
+    """Snapshot the cart as the client sees it, with the discount from retail per line.
+
+    The absolute share link is made here, from the base URL of the request that made the
+    sheet, and kept with it: the room view shows the link that was handed out.
+    """
     cart = await client_cart(db, live.id)
     client = await db.get(Client, live.client_id)
+    token = secrets.token_urlsafe(32)
     lines: list[dict[str, Any]] = []
     list_total = Decimal(0)
     session_total = Decimal(0)
     for item in cart.items:
-        list_subtotal = to_cents(item.quantity * item.list_price)
-        billed = Decimal(0) if item.is_sample else item.subtotal
-        retail = Decimal(0) if item.is_sample else list_subtotal
-        list_total += retail
-        session_total += billed
+        # A sample is given, not sold: 0.00 at list price too, so the lines add up to both
+        # totals as they do on the order.
+        list_subtotal = NOTHING if item.is_sample else to_cents(item.quantity * item.list_price)
+        list_total += list_subtotal
+        session_total += item.subtotal
         lines.append(
             {
                 "productName": item.product_name,
@@ -40,7 +60,7 @@ async def generate_sales_sheet(db: AsyncSession, actor: Actor, live: LiveSession
                 "discountPerUnit": str(item.list_price - item.unit_price),
                 "discountPercent": _percent(item.list_price - item.unit_price, item.list_price),
                 "listSubtotal": str(list_subtotal),
-                "subtotal": str(billed),
+                "subtotal": str(item.subtotal),
                 "isSample": item.is_sample,
             }
         )
@@ -57,7 +77,8 @@ async def generate_sales_sheet(db: AsyncSession, actor: Actor, live: LiveSession
     }
     sheet = SalesSheet(
         session_id=live.id,
-        token=secrets.token_urlsafe(32),
+        token=token,
+        share_url=share_link(base_url, token),
         snapshot=snapshot,
         created_by_user_id=actor.user_id,
     )

@@ -16,6 +16,7 @@ from app.db.models import (
     LiveSession,
     Order,
     Product,
+    SalesSheet,
     SessionStatus,
 )
 from app.domain.actors import Actor, Role
@@ -177,25 +178,46 @@ async def highlight_of(db: AsyncSession, live: LiveSession) -> Highlight | None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a session has led to so far: its order and its latest sales sheet's link."""
+
+    order_id: int | None
+    share_url: str | None
+
+
+async def outcome_of(db: AsyncSession, live: LiveSession) -> Outcome:
+    # One round trip for both: a view is built for every event and every listed session.
+    order_id = select(Order.id).where(Order.session_id == live.id).scalar_subquery()
+    share_url = (
+        select(SalesSheet.share_url)
+        .where(SalesSheet.session_id == live.id)
+        .order_by(SalesSheet.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    row = (await db.execute(select(order_id, share_url))).one()
+    return Outcome(order_id=row[0], share_url=row[1])
+
+
 async def staff_view(db: AsyncSession, live: LiveSession) -> SessionView:
-    return await _staff_view(db, live, await highlight_of(db, live))
+    return await _staff_view(db, live, await highlight_of(db, live), await outcome_of(db, live))
 
 
 async def client_view(db: AsyncSession, live: LiveSession) -> ClientSessionView:
-    return _client_view(live, await highlight_of(db, live))
+    return _client_view(live, await highlight_of(db, live), await outcome_of(db, live))
 
 
 async def both_views(db: AsyncSession, live: LiveSession) -> tuple[SessionView, ClientSessionView]:
-    """The staff view and its client projection, reading the highlight once."""
-    highlight = await highlight_of(db, live)
-    return await _staff_view(db, live, highlight), _client_view(live, highlight)
+    """The staff view and its client projection, reading the highlight and outcome once."""
+    highlight, outcome = await highlight_of(db, live), await outcome_of(db, live)
+    return await _staff_view(db, live, highlight, outcome), _client_view(live, highlight, outcome)
 
 
 async def _staff_view(
-    db: AsyncSession, live: LiveSession, highlight: Highlight | None
+    db: AsyncSession, live: LiveSession, highlight: Highlight | None, outcome: Outcome
 ) -> SessionView:
     client = await db.get(Client, live.client_id)
-    order_id = await db.scalar(select(Order.id).where(Order.session_id == live.id))
     return SessionView(
         id=live.id,
         status=live.status,
@@ -212,11 +234,14 @@ async def _staff_view(
         last_activity_at=live.last_activity_at,
         created_at=live.created_at,
         highlight=highlight,
-        order_id=order_id,
+        order_id=outcome.order_id,
+        share_url=outcome.share_url,
     )
 
 
-def _client_view(live: LiveSession, highlight: Highlight | None) -> ClientSessionView:
+def _client_view(
+    live: LiveSession, highlight: Highlight | None, outcome: Outcome
+) -> ClientSessionView:
     return ClientSessionView(
         id=live.id,
         status=live.status,
@@ -228,4 +253,6 @@ def _client_view(live: LiveSession, highlight: Highlight | None) -> ClientSessio
         ended_at=live.ended_at,
         checkout_requested_at=live.checkout_requested_at,
         highlight=highlight,
+        order_id=outcome.order_id,
+        share_url=outcome.share_url,
     )

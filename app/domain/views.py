@@ -86,6 +86,8 @@ class SessionView(View):
     created_at: datetime
     highlight: Highlight | None
     order_id: int | None
+    # The latest sales sheet's absolute link; null until one is made.
+    share_url: str | None = None
 
 
 class ClientSessionView(View):
@@ -99,3 +101,6 @@ class ClientSessionView(View):
     ended_at: datetime | None
     checkout_requested_at: datetime | None
     highlight: Highlight | None
+    # The order the session became and the latest sales sheet's absolute link, once they exist.
+    order_id: int | None = None
+    share_url: str | None = None

@@ -105,6 +105,8 @@ export interface ClientSessionView {
   endedAt: string | null;
   checkoutRequestedAt: string | null;
   highlight: Highlight | null;
+  orderId: number | null;
+  shareUrl: string | null;
 }
 
 export interface ClientSessionWithCart {
@@ -362,6 +364,7 @@ export interface SessionView {
   createdAt: string;
   highlight: Highlight | null;
   orderId: number | null;
+  shareUrl: string | null;
 }
 
 export interface SessionWithCart {
@@ -509,7 +512,7 @@ export interface Procedures {
     kind: "mutation";
     roles: "ADMIN" | "STAFF";
   };
-  /** Add a batch to the cart (merging into its line), within net availability. */
+  /** Add a batch to the cart, within net availability. */
   "liveShopping.addToCart": {
     input: AddToCart;
     output: Cart;
@@ -691,7 +694,7 @@ export interface Procedures {
     kind: "mutation";
     roles: "CLIENT";
   };
-  /** Ask the host to convert the cart into an order. */
+  /** Ask the host to convert the cart (not empty) into an order. */
   "vipPortalLiveShopping.requestCheckout": {
     input: RoomRef;
     output: CheckoutRequested;
@@ -777,6 +780,7 @@ export type RpcErrorCode =
   | "PARSE_ERROR"
   | "PAYLOAD_TOO_LARGE"
   | "PRECONDITION_FAILED"
+  | "TIMEOUT"
   | "TOO_MANY_REQUESTS"
   | "UNAUTHORIZED"
   | "UNPROCESSABLE_CONTENT";

@@ -315,7 +315,9 @@ class LiveShoppingProcedures:
     def add_to_cart(
         self, *, session_id: int, batch_id: int, quantity: Decimal, is_sample: bool = False
     ) -> Cart:
-        """Add a batch to the cart (merging into its line), within net availability.
+        """Add a batch to the cart, within net availability.
+
+        Merges into the host's line of that batch and sample flag, never into a client's line.
 
         `liveShopping.addToCart`: a mutation for ADMIN, STAFF.
         """
@@ -491,6 +493,8 @@ class LiveShoppingProcedures:
     ) -> Cart:
         """Mark a line as a sample (held, not billed) or back.
 
+        A line that then matches another (same batch, side and flag) merges into it.
+
         `liveShopping.toggleCartItemSample`: a mutation for ADMIN, STAFF.
         """
         return self._transport.call(
@@ -597,6 +601,8 @@ class VipPortalLiveShoppingProcedures:
     def add_to_cart(self, *, room_code: str, batch_id: int, quantity: Decimal) -> ClientCart:
         """Add a batch to the shared cart while the session is ACTIVE.
 
+        Merges only into the client's own line of that batch, never into the host's.
+
         `vipPortalLiveShopping.addToCart`: a mutation for CLIENT.
         """
         return self._transport.call(
@@ -640,7 +646,9 @@ class VipPortalLiveShoppingProcedures:
         )
 
     def request_checkout(self, *, room_code: str) -> CheckoutRequested:
-        """Ask the host to convert the cart into an order.
+        """Ask the host to convert the cart (not empty) into an order.
+
+        Asking again while the request is pending changes nothing and returns its time.
 
         `vipPortalLiveShopping.requestCheckout`: a mutation for CLIENT.
         """
@@ -833,7 +841,9 @@ class AsyncLiveShoppingProcedures:
     async def add_to_cart(
         self, *, session_id: int, batch_id: int, quantity: Decimal, is_sample: bool = False
     ) -> Cart:
-        """Add a batch to the cart (merging into its line), within net availability.
+        """Add a batch to the cart, within net availability.
+
+        Merges into the host's line of that batch and sample flag, never into a client's line.
 
         `liveShopping.addToCart`: a mutation for ADMIN, STAFF.
         """
@@ -1013,6 +1023,8 @@ class AsyncLiveShoppingProcedures:
     ) -> Cart:
         """Mark a line as a sample (held, not billed) or back.
 
+        A line that then matches another (same batch, side and flag) merges into it.
+
         `liveShopping.toggleCartItemSample`: a mutation for ADMIN, STAFF.
         """
         return await self._transport.call(
@@ -1119,6 +1131,8 @@ class AsyncVipPortalLiveShoppingProcedures:
     async def add_to_cart(self, *, room_code: str, batch_id: int, quantity: Decimal) -> ClientCart:
         """Add a batch to the shared cart while the session is ACTIVE.
 
+        Merges only into the client's own line of that batch, never into the host's.
+
         `vipPortalLiveShopping.addToCart`: a mutation for CLIENT.
         """
         return await self._transport.call(
@@ -1162,7 +1176,9 @@ class AsyncVipPortalLiveShoppingProcedures:
         )
 
     async def request_checkout(self, *, room_code: str) -> CheckoutRequested:
-        """Ask the host to convert the cart into an order.
+        """Ask the host to convert the cart (not empty) into an order.
+
+        Asking again while the request is pending changes nothing and returns its time.
 
         `vipPortalLiveShopping.requestCheckout`: a mutation for CLIENT.
         """

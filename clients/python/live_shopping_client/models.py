@@ -118,6 +118,8 @@ class ClientSessionView(msgspec.Struct, kw_only=True, rename="camel"):
     ended_at: datetime | None
     checkout_requested_at: datetime | None
     highlight: Highlight | None
+    order_id: int | None = None
+    share_url: str | None = None
 
 
 class ClientSessionWithCart(msgspec.Struct, kw_only=True):
@@ -362,6 +364,7 @@ class SessionView(msgspec.Struct, kw_only=True, rename="camel"):
     created_at: datetime
     highlight: Highlight | None
     order_id: int | None
+    share_url: str | None = None
 
 
 class SessionWithCart(msgspec.Struct, kw_only=True):
