@@ -16,6 +16,12 @@ ALGORITHM = "HS256"
 # bearer token for the RPC surface.
 TICKET_TYPE = "stream-ticket"
 TICKET_TTL_SECONDS = 60
+# RFC 7519 NumericDates: exp, nbf and iat are JSON numbers of seconds since 1970. PyJWT would
+# also take a numeric string, a boolean or 1e300 (it only calls int() on them); none of those is
+# a date any issuer means, so they are refused, as is any date before 1970 or after the start of
+# the year 3000 (a sanity bound, not a lifetime policy: any date under it is a valid datetime).
+DATE_CLAIMS = ("exp", "nbf", "iat")
+LATEST_DATE = 32_503_680_000
 
 
 class TokenService:
@@ -90,6 +96,11 @@ class TokenService:
             raise Unauthenticated("Token has expired") from None
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated(f"Invalid token: {exc}") from None
+        for name in DATE_CLAIMS:
+            if name in claims and not _is_numeric_date(claims[name]):
+                raise Unauthenticated(
+                    f"Token claim '{name}' must be a number of seconds between 1970 and 3000"
+                )
         return claims
 
     @staticmethod
@@ -112,3 +123,11 @@ class TokenService:
         else:
             client_id = None
         return Actor(user_id=int(sub), role=role, client_id=client_id)
+
+
+def _is_numeric_date(value: Any) -> bool:
+    # bool is an int subclass in Python, but true is no number in JSON.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    # Compared, not converted: NaN compares false, and an int of 400 digits has no float.
+    return 0 <= value <= LATEST_DATE

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import time
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -15,11 +16,12 @@ import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
-from app.auth import TokenService
+from app.auth import TICKET_TYPE, TokenService
 from app.config import Settings
 from app.db.engine import Database
 from app.db.models import User
 from app.domain.actors import Role
+from app.events.streams import staff_stream_key
 from app.server import create_app
 from tests.conftest import Rpc, RpcFailure, Tokens, make_settings
 
@@ -302,3 +304,80 @@ async def test_a_sub_that_is_not_plain_ascii_digits_is_unauthorized(
     # str.isdigit() accepts '²' and Arabic-Indic digits; the claim check must not crash on them.
     token = signed(settings, {**staff_claims(), "sub": sub})
     assert_unauthorized(await call_with_header(rpc, STAFF_PROCEDURE, f"Bearer {token}"))
+
+
+# --- dates: JSON numbers (RFC 7519 NumericDate) within reason -------------------------------
+
+YEAR_3000 = 32503680000  # 3000-01-01T00:00:00Z, the latest date a token may carry
+NO_SUCH_SESSION = 999_999  # its stream answers 404 to a valid token, 401 to a refused one
+
+
+def soon() -> int:
+    return int(time.time()) + 600
+
+
+# Built when the test runs, so the valid dates around them are current.
+INSANE_DATES: dict[str, Callable[[], dict[str, Any]]] = {
+    "exp-as-string": lambda: staff_claims(exp=str(soon())),
+    "exp-1e300": lambda: staff_claims(exp=1e300),
+    "exp-400-digit-integer": lambda: staff_claims(exp=10**400),
+    "exp-after-year-3000": lambda: staff_claims(exp=YEAR_3000 + 1),
+    "exp-infinity": lambda: staff_claims(exp=math.inf),
+    "exp-nan": lambda: staff_claims(exp=math.nan),
+    "exp-true": lambda: staff_claims(exp=True),
+    "nbf-as-string": lambda: staff_claims(nbf="0"),
+    "nbf-false": lambda: staff_claims(nbf=False),
+    "nbf-minus-1e300": lambda: staff_claims(nbf=-1e300),
+    "iat-as-string": lambda: staff_claims(iat=str(int(time.time()))),
+    "iat-true": lambda: staff_claims(iat=True),
+    "iat-before-1970": lambda: staff_claims(iat=-1),
+    "iat-minus-infinity": lambda: staff_claims(iat=-math.inf),
+}
+
+
+@pytest.mark.parametrize("claims", INSANE_DATES.values(), ids=INSANE_DATES.keys())
+async def test_a_token_whose_dates_are_not_sane_numbers_is_unauthorized(
+    rpc: Rpc, settings: Settings, claims: Callable[[], dict[str, Any]]
+) -> None:
+    token = signed(settings, claims())
+    assert_unauthorized(await call_with_header(rpc, STAFF_PROCEDURE, f"Bearer {token}"))
+
+
+async def test_fractional_dates_up_to_year_3000_are_numeric_dates_and_accepted(
+    rpc: Rpc, settings: Settings
+) -> None:
+    now = time.time()
+    for claims in (
+        staff_claims(exp=now + 600.5, iat=now - 0.5, nbf=now - 1.25),
+        staff_claims(exp=YEAR_3000),
+    ):
+        token = signed(settings, claims)
+        assert await rpc.call(STAFF_PROCEDURE, {}, token) == []
+
+
+async def stream_status(rpc: Rpc, *, authorization: str | None = None, ticket: str = "") -> int:
+    path = f"/api/sse/live-shopping/{NO_SUCH_SESSION}"
+    headers = {"authorization": authorization} if authorization else {}
+    response = await rpc.http.get(
+        path, params={"ticket": ticket} if ticket else {}, headers=headers
+    )
+    return response.status_code
+
+
+@pytest.mark.parametrize("claims", INSANE_DATES.values(), ids=INSANE_DATES.keys())
+async def test_a_stream_refuses_a_bearer_token_whose_dates_are_not_sane_numbers(
+    rpc: Rpc, settings: Settings, claims: Callable[[], dict[str, Any]]
+) -> None:
+    assert await stream_status(rpc, authorization=f"Bearer {rpc.tokens.staff}") == 404
+    token = signed(settings, claims())
+    assert await stream_status(rpc, authorization=f"Bearer {token}") == 401
+
+
+@pytest.mark.parametrize("claims", INSANE_DATES.values(), ids=INSANE_DATES.keys())
+async def test_a_stream_ticket_whose_dates_are_not_sane_numbers_is_refused(
+    rpc: Rpc, settings: Settings, claims: Callable[[], dict[str, Any]]
+) -> None:
+    scope = {"typ": TICKET_TYPE, "stream": staff_stream_key(NO_SUCH_SESSION)}
+    good = signed(settings, {**staff_claims(exp=int(time.time()) + 60), **scope})
+    assert await stream_status(rpc, ticket=good) == 404
+    assert await stream_status(rpc, ticket=signed(settings, {**claims(), **scope})) == 401

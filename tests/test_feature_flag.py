@@ -20,6 +20,7 @@ from app.rpc.registry import REGISTRY, Feature, Input, Namespace, Output, Regist
 from app.runtime import Services
 from app.server import create_app
 from tests.conftest import BASE_ENV, Rpc, Tokens
+from tests.factories import Shop, rpc_on
 
 GATED_NAMESPACES = ("liveShopping", "vipPortalLiveShopping")
 
@@ -175,3 +176,26 @@ async def test_a_feature_procedure_is_not_found_and_undiscovered_when_its_featur
         assert gated.error.code.http_status == 404
         assert always.result == b'{"word":"hi"}'
         assert discovered(openrpc_document(dispatcher.registry)) == {"system.echo"}
+
+
+# --- the sales sheet page -------------------------------------------------------------------
+
+
+async def test_when_disabled_a_sales_sheet_link_answers_the_not_found_page(
+    sqlite_url: str,
+) -> None:
+    async with rpc_on(sqlite_url) as enabled:
+        shop = Shop(enabled)
+        room = await shop.session(await shop.customer())
+        await shop.add(room, await shop.stock(), "1")
+        sheet = await enabled.staff("liveShopping.generateSalesSheet", {"sessionId": room.id})
+        path = "/" + sheet["shareUrl"].split("://", 1)[-1].partition("/")[2]
+        assert (await enabled.http.get(path)).status_code == 200
+        unknown = await enabled.http.get("/sales-sheets/no-such-sheet")
+        assert unknown.status_code == 404
+
+    async with rpc_on(sqlite_url, FEATURE_LIVE_SHOPPING_ENABLED="false") as disabled:
+        page = await disabled.http.get(path)
+        assert page.status_code == 404
+        assert page.headers["content-type"].startswith("text/html")
+        assert page.text == unknown.text

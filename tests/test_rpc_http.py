@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -177,3 +179,25 @@ def test_the_callers_base_url_is_litestars_without_its_trailing_slash(
         scope["app_root_path"] = app_root_path
     expected = str(Request(scope).base_url).rstrip("/")  # type: ignore[arg-type]
     assert caller_of(Request(scope)).base_url == expected  # type: ignore[arg-type]
+
+
+class StalledExchange(Exchange):
+    """A client that sends the first chunks of its body and then nothing, without leaving."""
+
+    async def receive(self) -> dict[str, Any]:
+        if self.chunks_read == len(self.chunks):
+            await asyncio.Event().wait()  # until the server stops waiting for it
+        return await super().receive()
+
+
+async def test_a_body_that_stops_arriving_answers_408_and_closes_the_connection(
+    sqlite_url: str,
+) -> None:
+    app = create_app(make_settings(sqlite_url, RPC_BODY_TIMEOUT_S="0.2"))
+    length = (b"content-length", b"%d" % len(HEALTH))
+    exchange = StalledExchange([HEALTH[:10]], headers=[length], complete=False)
+    await asyncio.wait_for(exchange.run(app), timeout=5)
+    assert exchange.status == 408
+    assert (b"connection", b"close") in exchange.sent[0]["headers"]
+    error = json.loads(exchange.body)["error"]
+    assert (error["code"], error["data"]["code"]) == (-32008, "TIMEOUT")

@@ -118,7 +118,7 @@ class Dispatcher:
             ) from None
         except msgspec.DecodeError as exc:
             raise RpcError(ErrorCode.PARSE_ERROR, f"Params are not valid JSON: {exc}") from None
-        issues = decimal_issues(value)
+        issues = decimal_issues(value, params or _EMPTY_PARAMS)
         if issues:
             summary = "; ".join(f"{i.message} at {i.path}" for i in issues)
             raise RpcError(ErrorCode.INVALID_PARAMS, f"Invalid params: {summary}", issues=issues)

@@ -21,6 +21,7 @@ class ErrorCode(enum.Enum):
     UNAUTHORIZED = (-32001, 401)
     FORBIDDEN = (-32003, 403)
     NOT_FOUND = (-32004, 404)
+    TIMEOUT = (-32008, 408)  # a request body that did not arrive in time (RPC_BODY_TIMEOUT_S)
     CONFLICT = (-32009, 409)
     PRECONDITION_FAILED = (-32012, 412)
     PAYLOAD_TOO_LARGE = (-32013, 413)
@@ -71,8 +72,8 @@ _DOMAIN_CODES: list[tuple[type[domain.DomainError], ErrorCode]] = [
     (domain.NotFound, ErrorCode.NOT_FOUND),
     (domain.Forbidden, ErrorCode.FORBIDDEN),
     (domain.Conflict, ErrorCode.CONFLICT),
+    # LimitExceeded (too many cart lines) is one of these: a business rule, not a big body.
     (domain.PreconditionFailed, ErrorCode.PRECONDITION_FAILED),
-    (domain.LimitExceeded, ErrorCode.PAYLOAD_TOO_LARGE),
     (domain.Unprocessable, ErrorCode.UNPROCESSABLE_CONTENT),
 ]
 

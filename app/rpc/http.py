@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import re
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import urlunsplit
 
 from litestar import Litestar, Request, Response, asgi, get, route
@@ -24,6 +26,7 @@ _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # The headers this module reads; ASGI servers give header names in lower case.
 _READ_HEADERS = frozenset({b"authorization", b"x-request-id", b"host", b"content-length"})
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_T = TypeVar("_T")
 
 
 def _read_headers(scope: Scope) -> dict[bytes, bytes]:
@@ -77,6 +80,71 @@ def _too_large(limit: int) -> RpcError:
     return RpcError(ErrorCode.PAYLOAD_TOO_LARGE, f"Request body exceeds {limit} bytes")
 
 
+class BodyDeadlines:
+    """Ends the reading of a request body that is not in full `timeout_s` after it began.
+
+    Nothing else bounds a client that sends its body a byte at a time (the ASGI server does
+    not), and each such client would hold a connection and a task for as long as it liked.
+    asyncio.timeout() would arm and disarm a timer per call, about a quarter of what a small
+    call costs POST /rpc in-process; almost every body is in before its handler starts, so the
+    reads due in the same eighth of the timeout share one timer (a read may so get up to an
+    eighth longer).
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._slice_s = timeout_s / 8
+        self._due: dict[int, set[asyncio.Task[Any]]] = {}  # slice number -> reads due then
+        self._expired: set[asyncio.Task[Any]] = set()
+
+    async def read(self, read_body: Awaitable[_T]) -> _T | RpcError:
+        """What `read_body` reads, or a TIMEOUT error when the body is late."""
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        slice_number = math.ceil((loop.time() + self.timeout_s) / self._slice_s)
+        due = self._due.get(slice_number)
+        if due is None:
+            due = self._due[slice_number] = set()
+            loop.call_at(slice_number * self._slice_s, self._expire, slice_number)
+        due.add(task)
+        try:
+            return await read_body
+        except asyncio.CancelledError:
+            # Only this class's cancellation becomes an answer; one from elsewhere (the
+            # server shutting down) still ends the task, as asyncio.timeout() would have it.
+            if task not in self._expired or task.uncancel() > 0:
+                raise
+            return RpcError(
+                ErrorCode.TIMEOUT,
+                f"The request body did not arrive in full within {self.timeout_s:g} s",
+            )
+        finally:
+            due.discard(task)
+            self._expired.discard(task)
+
+    def _expire(self, slice_number: int) -> None:
+        for task in self._due.pop(slice_number, ()):
+            self._expired.add(task)
+            task.cancel()
+
+
+def _body_deadlines(app: Litestar) -> BodyDeadlines:
+    """The app's BodyDeadlines, made on first use: one per app, like its dispatcher."""
+    deadlines: BodyDeadlines | None = app.state.get("body_deadlines")
+    if deadlines is None:
+        timeout_s = _dispatcher(app).services.settings.rpc_body_timeout_s
+        deadlines = app.state.body_deadlines = BodyDeadlines(timeout_s)
+    return deadlines
+
+
+def _is_unread(body: object) -> bool:
+    """Whether a body was refused before it arrived in full. Then the answer closes the
+    connection: the rest of the body may still come, and so slow a client is not worth keeping.
+    """
+    return isinstance(body, RpcError) and body.code is ErrorCode.TIMEOUT
+
+
 # --- POST /rpc: a raw ASGI handler ------------------------------------------------------------
 # litestar's Request and Response objects and its response pipeline cost several times what the
 # JSON-RPC layer itself costs per call (tests/bench/rpc_overhead.py), so the busiest route reads
@@ -92,9 +160,12 @@ async def rpc_post(scope: Scope, receive: Receive, send: Send) -> None:
         return
     headers = _read_headers(scope)
     caller = _caller(scope, headers)
-    dispatcher = _dispatcher(Litestar.from_scope(scope))
+    app = Litestar.from_scope(scope)
+    dispatcher = _dispatcher(app)
     limit = dispatcher.services.settings.rpc_max_body_bytes
-    body = await _receive_body(receive, headers.get(b"content-length"), limit)
+    body = await _body_deadlines(app).read(
+        _receive_body(receive, headers.get(b"content-length"), limit)
+    )
     if body is None:
         return  # the client went away; there is nobody to answer
     payload: bytes | None
@@ -102,7 +173,7 @@ async def rpc_post(scope: Scope, receive: Receive, send: Send) -> None:
         status, payload = body.code.http_status, jsonrpc.error_response(body)
     else:
         status, payload = await jsonrpc.handle(dispatcher, body, caller)
-    await _send_answer(send, status, payload, caller.request_id)
+    await _send_answer(send, status, payload, caller.request_id, close=_is_unread(body))
 
 
 async def _refuse_method(method: str, send: Send) -> None:
@@ -146,10 +217,14 @@ async def _receive_body(
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _send_answer(send: Send, status: int, body: bytes | None, request_id: str) -> None:
+async def _send_answer(
+    send: Send, status: int, body: bytes | None, request_id: str, *, close: bool = False
+) -> None:
     """JSON with its length, or 204 and no body when every call was a notification."""
     # The request id is ASCII: either it matched _SAFE_REQUEST_ID or it is hex.
     headers = [(b"x-request-id", request_id.encode())]
+    if close:
+        headers.append((b"connection", b"close"))
     if body is None:
         status, body = 204, b""
     else:
@@ -161,8 +236,12 @@ async def _send_answer(send: Send, status: int, body: bytes | None, request_id: 
 # --- GET /rpc/{method} and /trpc: ordinary litestar handlers -------------------------------------
 
 
-def _answer(status: int, body: bytes | None, caller: Caller) -> Response[bytes]:
+def _answer(
+    status: int, body: bytes | None, caller: Caller, *, close: bool = False
+) -> Response[bytes]:
     headers = {"x-request-id": caller.request_id}
+    if close:
+        headers["connection"] = "close"
     if body is None:
         return Response(b"", status_code=204, headers=headers)
     return Response(body, status_code=status, media_type=JSON, headers=headers)
@@ -170,7 +249,7 @@ def _answer(status: int, body: bytes | None, caller: Caller) -> Response[bytes]:
 
 async def _read_body(request: AnyRequest) -> bytes | RpcError:
     try:
-        return await request.body()
+        return await _body_deadlines(request.app).read(request.body())
     except RequestEntityTooLarge:
         return _too_large(dispatcher_of(request).services.settings.rpc_max_body_bytes)
     except ClientException as exc:
@@ -205,7 +284,8 @@ async def trpc_route(request: AnyRequest) -> Response[bytes]:
     else:
         body = await _read_body(request)
         if isinstance(body, RpcError):
-            return _answer(body.code.http_status, trpc.error_envelope(body, paths), caller)
+            envelope = trpc.error_envelope(body, paths)
+            return _answer(body.code.http_status, envelope, caller, close=_is_unread(body))
         raw_input = body
     status, payload = await trpc.handle(
         dispatcher_of(request),

@@ -22,20 +22,28 @@ td.n,th.n{text-align:right}tfoot td{font-weight:600}.muted{color:#777}
 @get("/sales-sheets/{token:str}")
 async def sales_sheet_page(request: Request[Any, Any, Any]) -> Response[str]:
     services: Services = request.app.state.services
+    if not services.settings.live_shopping_enabled:
+        # Sales sheets are part of live shopping: with the feature off no link opens one, and
+        # the page does not tell a real link from a made-up one.
+        return _not_found()
     token: str = request.path_params["token"]
     async with services.db.read_sessions() as db:
         try:
             sheet = await sales_sheet_by_token(db, token[:64])
         except NotFound:
-            return Response(
-                _page("Not found", "<p>This sales sheet link is not valid.</p>"),
-                status_code=404,
-                media_type="text/html",
-            )
+            return _not_found()
     return Response(
         render(sheet.snapshot),
         media_type="text/html",
         headers={"cache-control": "private, no-store", "referrer-policy": "no-referrer"},
+    )
+
+
+def _not_found() -> Response[str]:
+    return Response(
+        _page("Not found", "<p>This sales sheet link is not valid.</p>"),
+        status_code=404,
+        media_type="text/html",
     )
 
 
