@@ -19,10 +19,9 @@ from app.db.models import (
 )
 from app.domain.actors import Actor, Role
 from app.domain.catalog import get_batch, get_product
-from app.domain.decimals import to_cents
 from app.domain.errors import Forbidden, LimitExceeded, NotFound
 from app.domain.holds import net_available, require_available
-from app.domain.pricing import unit_price
+from app.domain.pricing import line_subtotal, unit_price
 from app.domain.sessions import require_open, touch
 from app.domain.views import Cart, CartLine, ClientCart, ClientCartLine
 
@@ -37,11 +36,9 @@ class _Line:
 
     @property
     def subtotal(self) -> Decimal:
-        # Samples hold inventory but are never billed: their subtotal is 0.00, so line
-        # subtotals add up to the cart subtotal, the order total and the sales sheet total.
-        if self.item.is_sample:
-            return ZERO
-        return to_cents(self.item.quantity * self.item.unit_price)
+        return line_subtotal(
+            self.item.quantity, self.item.unit_price, is_sample=self.item.is_sample
+        )
 
 
 async def _lines(db: AsyncSession, session_id: int) -> list[_Line]:

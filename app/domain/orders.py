@@ -16,7 +16,7 @@ from app.domain.clients import get_client
 from app.domain.decimals import recordable_money, to_cents
 from app.domain.errors import NotFound
 from app.domain.holds import net_available, require_available
-from app.domain.pricing import unit_price
+from app.domain.pricing import line_subtotal, unit_price
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +63,7 @@ async def create_order(
             if line.unit_price is not None
             else unit_price(product.list_price, client.price_adjustment_percent, None)
         )
-        line_total = Decimal(0) if line.is_sample else to_cents(line.quantity * price)
+        line_total = line_subtotal(line.quantity, price, is_sample=line.is_sample)
         # Checked before anything is reserved: an order the database cannot store is refused
         # whole (on MariaDB it would fail at flush, on SQLite be stored out of range).
         recordable_money(line_total, f"The total of the line for batch {batch.id}")

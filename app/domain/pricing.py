@@ -16,6 +16,15 @@ def client_price(list_price: Decimal, adjustment_percent: Decimal) -> Decimal:
     return recordable_money(adjusted, "The price after the client's adjustment")
 
 
+def line_subtotal(quantity: Decimal, price: Decimal, *, is_sample: bool) -> Decimal:
+    """What a line bills: quantity x price in cents, and nothing for a sample.
+
+    Samples hold inventory but are never billed, so line subtotals add up to the cart
+    subtotal, the order total and the sales sheet total everywhere.
+    """
+    return Decimal("0.00") if is_sample else to_cents(quantity * price)
+
+
 def unit_price(
     list_price: Decimal, adjustment_percent: Decimal, override: Decimal | None
 ) -> Decimal:

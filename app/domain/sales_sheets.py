@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import Client, LiveSession, SalesSheet
 from app.domain.actors import Actor
 from app.domain.cart import client_cart
-from app.domain.decimals import CENT, to_cents
+from app.domain.decimals import CENT
 from app.domain.errors import InvalidInput, NotFound
+from app.domain.pricing import line_subtotal
 from app.domain.sessions import utcnow
 
-NOTHING = Decimal("0.00")
 # The longest link the share_url column keeps.
 SHARE_URL_MAX_LENGTH = cast(String, SalesSheet.__table__.c.share_url.type).length or 0
 
@@ -47,7 +47,7 @@ async def generate_sales_sheet(
     for item in cart.items:
         # A sample is given, not sold: 0.00 at list price too, so the lines add up to both
         # totals as they do on the order.
-        list_subtotal = NOTHING if item.is_sample else to_cents(item.quantity * item.list_price)
+        list_subtotal = line_subtotal(item.quantity, item.list_price, is_sample=item.is_sample)
         list_total += list_subtotal
         session_total += item.subtotal
         lines.append(
