@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export FEATURE_LIVE_SHOPPING_ENABLED ?= true
 
-.PHONY: run test lint format bench migrate seed gen-client check-client clean
+.PHONY: run test test-slow lint format bench migrate seed gen-client check-client clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ run: $(STAMP) migrate seed ## serve on $HOST:$PORT (default 127.0.0.1:8000), SQL
 
 test: $(STAMP) ## the test suite (MariaDB/Redis tests skip when absent unless REQUIRE_SERVICES=1)
 	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP) ## tests that wait minutes of real time (hold timeouts across workers)
+	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -18,6 +18,7 @@ from app.config import Settings, load_settings
 from app.events.outbox_watch import watch_outbox
 from app.events.sse import ROUTES as SSE_ROUTES
 from app.idle_sweeper import run_forever
+from app.presence_keeper import PresenceKeeper
 from app.rpc.dispatch import Dispatcher
 from app.rpc.http import ROUTES
 from app.rpc.registry import REGISTRY
@@ -64,10 +65,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await services.start()
         sweeper = asyncio.create_task(run_forever(services), name="idle-sweeper")
         watcher = asyncio.create_task(watch_outbox(services), name="outbox-watcher")
+        presence = asyncio.create_task(
+            PresenceKeeper(services).run_forever(), name="presence-keeper"
+        )
         try:
             yield
         finally:
-            for task in (sweeper, watcher):
+            for task in (presence, sweeper, watcher):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import msgspec
 
@@ -12,6 +12,7 @@ from app.domain import live_shopping as use
 from app.domain.actors import STAFF_ROLES
 from app.domain.inventory import search_inventory
 from app.domain.sessions import SessionFilter, list_sessions, session_for_staff
+from app.domain.timeline import Page, Timeline, staff_timeline
 from app.domain.views import Cart, SessionView
 from app.events.streams import staff_stream_key, staff_stream_path
 from app.rpc.context import CallContext
@@ -20,6 +21,7 @@ from app.rpc.registry import Feature, Input, Namespace, Output
 from app.rpc.types import AwareDateTime, Id, MoneyIn, QuantityIn
 from procedures.stream_tickets import StreamTicket, stream_ticket
 
+T = TypeVar("T")
 ns = Namespace("liveShopping", feature=Feature.LIVE_SHOPPING)
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
@@ -29,7 +31,10 @@ PaymentTerms = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
 def limits(ctx: CallContext) -> use.Limits:
-    return use.Limits(max_cart_items=ctx.settings.max_cart_items)
+    return use.Limits(
+        max_cart_items=ctx.settings.max_cart_items,
+        session_timeout_mins=ctx.settings.session_timeout_mins,
+    )
 
 
 class CreateSession(Input):
@@ -65,6 +70,33 @@ class SessionWithCart(Output):
 
 class SessionOnly(Output):
     session: SessionView
+
+
+class UpdateSession(Input):
+    """Omitted fields stay as they are; null clears a title or the notes."""
+
+    session_id: Id
+    title: Title | msgspec.UnsetType | None = msgspec.UNSET
+    scheduled_at: AwareDateTime | msgspec.UnsetType = msgspec.UNSET
+    internal_notes: Notes | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ExtendHolds(Input):
+    session_id: Id
+    # Bounded again by the session's own timeout (1 to LIVE_SHOPPING_SESSION_TIMEOUT_MINS).
+    minutes: Annotated[int, msgspec.Meta(ge=1, le=10_080)]
+
+
+class RespondToCheckout(Input):
+    session_id: Id
+    accept: bool
+    message: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+
+
+class GetTimeline(Input):
+    session_id: Id
+    cursor: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] = 0
+    limit: Limit = 50
 
 
 class UpdateSessionStatus(Input):
@@ -346,3 +378,41 @@ async def create_stream_ticket(ctx: CallContext, params: SessionRef) -> StreamTi
         key=staff_stream_key(params.session_id),
         path=staff_stream_path(params.session_id),
     )
+
+
+def _unset(value: T | msgspec.UnsetType) -> T | use.Unset:
+    return use.UNSET if isinstance(value, msgspec.UnsetType) else value
+
+
+@ns.mutation("updateSession", roles=STAFF_ROLES)
+async def update_session(ctx: CallContext, params: UpdateSession) -> SessionOnly:
+    """Change the title, the schedule (only while SCHEDULED) or the internal notes."""
+    edit = use.SessionEdit(
+        title=_unset(params.title),
+        scheduled_at=_unset(params.scheduled_at),
+        internal_notes=_unset(params.internal_notes),
+    )
+    return SessionOnly(session=await use.update_session(ctx.db, ctx.actor, params.session_id, edit))
+
+
+@ns.mutation("extendHolds", roles=STAFF_ROLES)
+async def extend_holds(ctx: CallContext, params: ExtendHolds) -> SessionOnly:
+    """Push the hold deadline to max(deadline, now) + minutes (1 to the session's timeout)."""
+    session = await use.extend_holds(ctx.db, ctx.actor, params.session_id, minutes=params.minutes)
+    return SessionOnly(session=session)
+
+
+@ns.mutation("respondToCheckout", roles=STAFF_ROLES)
+async def respond_to_checkout(ctx: CallContext, params: RespondToCheckout) -> SessionOnly:
+    """Accept or decline the client's pending checkout request, once, with a message."""
+    session = await use.respond_to_checkout(
+        ctx.db, ctx.actor, params.session_id, accept=params.accept, message=params.message
+    )
+    return SessionOnly(session=session)
+
+
+@ns.query("getTimeline", roles=STAFF_ROLES)
+async def get_timeline(ctx: CallContext, params: GetTimeline) -> Timeline:
+    """Who did what when, oldest first, with before and after for quantities and prices."""
+    page = Page(cursor=params.cursor, limit=params.limit)
+    return await staff_timeline(ctx.db, ctx.actor, params.session_id, page)

@@ -12,6 +12,7 @@ from app.domain import live_shopping as use
 from app.domain.actors import Role
 from app.domain.inventory import search_inventory
 from app.domain.sessions import session_for_client
+from app.domain.timeline import Page, Timeline, client_timeline
 from app.domain.views import ClientCart, ClientSessionView
 from app.events.streams import client_stream_key, client_stream_path
 from app.rpc.context import CallContext
@@ -59,6 +60,12 @@ class ClientRemoveFromCart(Input):
 
 class CheckoutRequested(Output):
     requested_at: datetime
+
+
+class ClientGetTimeline(Input):
+    room_code: RoomCode
+    cursor: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] = 0
+    limit: Limit = 50
 
 
 class ClientSearchInventory(Input):
@@ -161,3 +168,10 @@ async def create_stream_ticket(ctx: CallContext, params: RoomRef) -> StreamTicke
         key=client_stream_key(params.room_code),
         path=client_stream_path(params.room_code),
     )
+
+
+@ns.query("getTimeline", roles=CLIENT)
+async def get_timeline(ctx: CallContext, params: ClientGetTimeline) -> Timeline:
+    """The session's story as the client may see it: no notes, cost or credit."""
+    page = Page(cursor=params.cursor, limit=params.limit)
+    return await client_timeline(ctx.db, ctx.actor, params.room_code, page)

@@ -222,12 +222,74 @@ class Shop:
         )
         return cart
 
+    async def client_view(self, customer: Customer, room: Room) -> dict[str, Any]:
+        """The room as the client sees it: {session, cart}."""
+        result: dict[str, Any] = await self.rpc.call(
+            "vipPortalLiveShopping.getSessionByRoomCode", {"roomCode": room.code}, customer.token
+        )
+        return result
+
+    async def request_checkout(self, customer: Customer, room: Room) -> str:
+        """The client asks to check out; returns requestedAt."""
+        result = await self.rpc.call(
+            "vipPortalLiveShopping.requestCheckout", {"roomCode": room.code}, customer.token
+        )
+        return str(result["requestedAt"])
+
+    async def respond_to_checkout(
+        self, room: Room, *, accept: bool, message: str | None = None
+    ) -> dict[str, Any]:
+        """The host answers the pending checkout request; returns the session view."""
+        params: dict[str, Any] = {"sessionId": room.id, "accept": accept}
+        if message is not None:
+            params["message"] = message
+        result = await self.rpc.staff("liveShopping.respondToCheckout", params)
+        session: dict[str, Any] = result["session"]
+        return session
+
+    async def update(self, room: Room, **fields: Any) -> dict[str, Any]:
+        """updateSession with these fields (camelCase); returns the session view."""
+        result = await self.rpc.staff(
+            "liveShopping.updateSession", {"sessionId": room.id, **fields}
+        )
+        session: dict[str, Any] = result["session"]
+        return session
+
+    async def extend_holds(self, room: Room, minutes: int) -> dict[str, Any]:
+        """The host extends the holds; returns the session view."""
+        result = await self.rpc.staff(
+            "liveShopping.extendHolds", {"sessionId": room.id, "minutes": minutes}
+        )
+        session: dict[str, Any] = result["session"]
+        return session
+
+    async def timeline(self, room: Room, **paging: Any) -> dict[str, Any]:
+        """The staff timeline: {entries, nextCursor}."""
+        result: dict[str, Any] = await self.rpc.staff(
+            "liveShopping.getTimeline", {"sessionId": room.id, **paging}
+        )
+        return result
+
+    async def client_timeline(
+        self, customer: Customer, room: Room, **paging: Any
+    ) -> dict[str, Any]:
+        """The client's projection of the timeline: {entries, nextCursor}."""
+        result: dict[str, Any] = await self.rpc.call(
+            "vipPortalLiveShopping.getTimeline", {"roomCode": room.code, **paging}, customer.token
+        )
+        return result
+
 
 def line_of(cart: dict[str, Any], stock: Stock) -> dict[str, Any]:
     """The one cart line of that batch."""
     lines: list[dict[str, Any]] = [x for x in cart["items"] if x["batchId"] == stock.batch_id]
     (line,) = lines
     return line
+
+
+def at(value: str) -> datetime:
+    """An RFC 3339 time from the wire as an aware datetime."""
+    return datetime.fromisoformat(value)
 
 
 @dataclass(frozen=True)

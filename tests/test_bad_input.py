@@ -83,6 +83,9 @@ class World:
         ACTIVE, PAUSED, ENDED, CANCELLED, CONVERTED and SCHEDULED are client A's sessions in
         that status; EMPTY is an active one with no lines; FOREIGN is client B's active
         session; OVER_CREDIT is an active session whose cart exceeds its client's limit.
+        CHECKOUT_REQUESTED is an active one whose client asked to check out, CHECKOUT_ANSWERED
+        one whose request the host answered, and CANCELLED_WHILE_REQUESTED one cancelled with
+        the request still waiting.
         """
         if kind not in self.scenes:
             self.scenes[kind] = await self._build(kind)
@@ -124,7 +127,13 @@ class World:
             client_id = tight["id"]
         scene = await self.active_scene(client_id)
         session = {"sessionId": scene.session_id}
-        if kind == "PAUSED":
+        if kind in ("CHECKOUT_REQUESTED", "CHECKOUT_ANSWERED", "CANCELLED_WHILE_REQUESTED"):
+            await self.request_checkout(scene)
+        if kind == "CHECKOUT_ANSWERED":
+            await rpc.staff("liveShopping.respondToCheckout", {**session, "accept": False})
+        elif kind == "CANCELLED_WHILE_REQUESTED":
+            await rpc.staff("liveShopping.cancelSession", session)
+        elif kind == "PAUSED":
             await rpc.staff("liveShopping.updateSessionStatus", {**session, "status": "PAUSED"})
         elif kind == "ENDED":
             await rpc.staff("liveShopping.endSession", {**session, "convertToOrder": False})
@@ -133,8 +142,15 @@ class World:
         elif kind == "CONVERTED":
             await rpc.staff("liveShopping.endSession", {**session, "convertToOrder": True})
         else:
-            assert kind in ("ACTIVE", "FOREIGN", "OVER_CREDIT"), kind
+            assert kind in ("ACTIVE", "FOREIGN", "OVER_CREDIT", "CHECKOUT_REQUESTED"), kind
         return scene
+
+    async def request_checkout(self, scene: Scene) -> None:
+        await self.rpc.call(
+            "vipPortalLiveShopping.requestCheckout",
+            {"roomCode": scene.room_code},
+            self.rpc.tokens.client(self.client_a),
+        )
 
     async def active_scene(self, client_id: int) -> Scene:
         """A new ACTIVE session with a line from the client (X) and one from the host (Y)."""
@@ -238,10 +254,18 @@ class Case:
     scene: str = "ACTIVE"
     path: str | None = None  # for invalid params: the JSON path the issue must name
     also_watch: tuple[str, ...] = ()  # other sessions the call must not touch
+    # Staff calls come from the host (staff 2) unless another staff member (3) is named.
+    by_other_staff: bool = False
 
     @property
     def as_client(self) -> bool:
         return self.method.startswith("vipPortalLiveShopping.")
+
+    def token(self, world: World) -> str:
+        tokens = world.rpc.tokens
+        if self.as_client:
+            return tokens.client(world.client_a)
+        return tokens.other_staff if self.by_other_staff else tokens.staff
 
 
 # Valid params for every mutation against an ACTIVE session; each bad case changes one thing.
@@ -282,6 +306,18 @@ VALID: dict[str, Params] = {
     "liveShopping.cancelSession": lambda w, s: {"sessionId": s.session_id},
     "liveShopping.endSession": lambda w, s: {"sessionId": s.session_id, "convertToOrder": True},
     "liveShopping.generateSalesSheet": lambda w, s: {"sessionId": s.session_id},
+    "liveShopping.updateSession": lambda w, s: {
+        "sessionId": s.session_id,
+        "title": "Private preview",
+        "internalNotes": "prefers wool",
+    },
+    "liveShopping.extendHolds": lambda w, s: {"sessionId": s.session_id, "minutes": 15},
+    # Valid against a session whose client asked to check out (CHECKOUT_REQUESTED).
+    "liveShopping.respondToCheckout": lambda w, s: {
+        "sessionId": s.session_id,
+        "accept": True,
+        "message": "Wrapping it up",
+    },
     "vipPortalLiveShopping.addToCart": lambda w, s: {
         "roomCode": s.room_code,
         "batchId": w.batch_x,
@@ -446,6 +482,7 @@ def impossible(
     scene: str = "ACTIVE",
     *,
     issue_path: str | None = None,
+    by_other_staff: bool = False,
     **changes: Any,
 ) -> Case:
     """A case: the method's valid params with `changes`, against the session `scene`."""
@@ -458,6 +495,7 @@ def impossible(
         scene=scene,
         path=issue_path,
         also_watch=("FOREIGN",) if uses_foreign else (),
+        by_other_staff=by_other_staff,
     )
 
 
@@ -625,6 +663,115 @@ IMPOSSIBLE: list[Case] = [
     ),
     # generateSalesSheet
     impossible("unknown-session", LS + "generateSalesSheet", NOT_FOUND, sessionId=UNKNOWN_ID),
+    # updateSession: the host's (or an ADMIN's), scheduledAt only while SCHEDULED and ahead
+    impossible("unknown-session", LS + "updateSession", NOT_FOUND, sessionId=UNKNOWN_ID),
+    impossible("another-hosts-session", LS + "updateSession", FORBIDDEN, by_other_staff=True),
+    impossible(
+        "scheduled-at-while-active",
+        LS + "updateSession",
+        PRECONDITION_FAILED,
+        scheduledAt="2099-01-01T09:00:00Z",
+    ),
+    impossible(
+        "scheduled-at-in-the-past",
+        LS + "updateSession",
+        BAD_REQUEST,
+        scene="SCHEDULED",
+        issue_path="$.scheduledAt",
+        scheduledAt="2020-01-01T09:00:00Z",
+    ),
+    impossible(
+        "scheduled-at-null",
+        LS + "updateSession",
+        BAD_REQUEST,
+        scene="SCHEDULED",
+        issue_path="$.scheduledAt",
+        scheduledAt=None,
+    ),
+    impossible(
+        "naive-scheduled-at",
+        LS + "updateSession",
+        BAD_REQUEST,
+        scene="SCHEDULED",
+        issue_path="$.scheduledAt",
+        scheduledAt="2099-01-01T09:00:00",
+    ),
+    impossible("empty-title", LS + "updateSession", BAD_REQUEST, issue_path="$.title", title=""),
+    impossible(
+        "title-too-long", LS + "updateSession", BAD_REQUEST, issue_path="$.title", title="t" * 256
+    ),
+    impossible(
+        "notes-too-long",
+        LS + "updateSession",
+        BAD_REQUEST,
+        issue_path="$.internalNotes",
+        internalNotes="n" * 10_001,
+    ),
+    impossible("converted-session", LS + "updateSession", PRECONDITION_FAILED, scene="CONVERTED"),
+    impossible("cancelled-session", LS + "updateSession", PRECONDITION_FAILED, scene="CANCELLED"),
+    # extendHolds: open sessions only, 1 to the session's timeout (120 here) at a time
+    impossible("unknown-session", LS + "extendHolds", NOT_FOUND, sessionId=UNKNOWN_ID),
+    impossible("another-hosts-session", LS + "extendHolds", FORBIDDEN, by_other_staff=True),
+    impossible("ended-session", LS + "extendHolds", PRECONDITION_FAILED, scene="ENDED"),
+    impossible("cancelled-session", LS + "extendHolds", PRECONDITION_FAILED, scene="CANCELLED"),
+    impossible("converted-session", LS + "extendHolds", PRECONDITION_FAILED, scene="CONVERTED"),
+    impossible("zero-minutes", LS + "extendHolds", BAD_REQUEST, issue_path="$.minutes", minutes=0),
+    impossible(
+        "negative-minutes", LS + "extendHolds", BAD_REQUEST, issue_path="$.minutes", minutes=-15
+    ),
+    impossible(
+        "more-than-the-timeout",
+        LS + "extendHolds",
+        BAD_REQUEST,
+        issue_path="$.minutes",
+        minutes=121,
+    ),
+    impossible(
+        "a-week-and-a-minute",
+        LS + "extendHolds",
+        BAD_REQUEST,
+        issue_path="$.minutes",
+        minutes=10_081,
+    ),
+    impossible(
+        "fractional-minutes", LS + "extendHolds", BAD_REQUEST, issue_path="$.minutes", minutes=1.5
+    ),
+    # respondToCheckout: one answer to a pending request, by the host or an ADMIN
+    impossible(
+        "unknown-session",
+        LS + "respondToCheckout",
+        NOT_FOUND,
+        scene="CHECKOUT_REQUESTED",
+        sessionId=UNKNOWN_ID,
+    ),
+    impossible(
+        "another-hosts-session",
+        LS + "respondToCheckout",
+        FORBIDDEN,
+        scene="CHECKOUT_REQUESTED",
+        by_other_staff=True,
+    ),
+    impossible("never-requested", LS + "respondToCheckout", PRECONDITION_FAILED),
+    impossible(
+        "already-answered",
+        LS + "respondToCheckout",
+        PRECONDITION_FAILED,
+        scene="CHECKOUT_ANSWERED",
+    ),
+    impossible(
+        "cancelled-while-requested",
+        LS + "respondToCheckout",
+        PRECONDITION_FAILED,
+        scene="CANCELLED_WHILE_REQUESTED",
+    ),
+    impossible(
+        "message-too-long",
+        LS + "respondToCheckout",
+        BAD_REQUEST,
+        scene="CHECKOUT_REQUESTED",
+        issue_path="$.message",
+        message="m" * 501,
+    ),
     # vipPortal addToCart: the client acts only in its own ACTIVE session
     impossible("unknown-room", VIP + "addToCart", NOT_FOUND, roomCode="no-such-room"),
     impossible("another-clients-room", VIP + "addToCart", NOT_FOUND, roomCode=_foreign_room),
@@ -709,6 +856,14 @@ REPRESENTATIVE = {
     "vipPortalLiveShopping.addToCart-paused-session",
     "vipPortalLiveShopping.updateCartQuantity-the-hosts-line",
     "vipPortalLiveShopping.requestCheckout-empty-cart",
+    "liveShopping.updateSession-another-hosts-session",
+    "liveShopping.updateSession-scheduled-at-while-active",
+    "liveShopping.updateSession-scheduled-at-in-the-past",
+    "liveShopping.extendHolds-ended-session",
+    "liveShopping.extendHolds-more-than-the-timeout",
+    "liveShopping.respondToCheckout-never-requested",
+    "liveShopping.respondToCheckout-already-answered",
+    "liveShopping.respondToCheckout-message-too-long",
 }
 
 
@@ -727,10 +882,9 @@ async def assert_refused_and_nothing_changed(world: World, case: Case) -> None:
     scene = await world.scene(case.scene)
     watched = [scene] + [await world.scene(kind) for kind in case.also_watch]
     params = case.params(world, scene)
-    token = world.rpc.tokens.client(world.client_a) if case.as_client else world.rpc.tokens.staff
     await world.remember(*watched)
 
-    response = await send(world.rpc, case.method, params, token)
+    response = await send(world.rpc, case.method, params, case.token(world))
 
     payload = response.json()
     assert "error" in payload, f"accepted: {payload}"
@@ -814,6 +968,8 @@ async def test_the_valid_params_each_case_starts_from_are_accepted(
             await rpc.admin("catalog.updateBatch", {"batchId": batch_id, "onHandQty": "1000"})
         for method in MUTATIONS:
             fresh = await world.active_scene(world.client_a)
+            if method == LS + "respondToCheckout":
+                await world.request_checkout(fresh)
             owner = rpc.tokens.client(world.client_a)
             token = owner if method.startswith(VIP) else rpc.tokens.staff
             await rpc.call(method, VALID[method](world, fresh), token)

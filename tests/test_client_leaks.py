@@ -4,6 +4,10 @@ Two nets: a realistic session drives every vipPortalLiveShopping.* procedure and
 projection in the outbox, and each body is searched for forbidden keys and for the secret
 values themselves; and the client output types are walked statically, so a forbidden field
 added to a client view fails here even before any test exercises it.
+
+What an event changed (`change` in events, subject/before/after in timeline entries) is free
+form, so the static walk cannot see into it: the keys a client may find there are listed
+instead (CHANGE_KEYS), and every one the driven session produces must be on that list.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from app.config import Settings
 from app.db.engine import Database
 from app.db.models import SessionEvent
 from app.domain.announce import ClientEvent
+from app.domain.timeline import TimelineEntry
+from app.domain.views import Change
 from app.rpc.registry import REGISTRY
 from tests.conftest import Rpc, RpcFailure
 
@@ -31,10 +37,41 @@ CLIENT_NAMESPACE = "vipPortalLiveShopping"
 # Secret values chosen so they cannot appear by accident (four-digit integer parts never occur
 # in timestamps, UUID room codes or share tokens).
 INTERNAL_NOTES = "Pays late; floor is cost plus 5%, do not go lower"
+LATER_NOTES = "Asked twice for the staff discount: refuse politely"
 COAT_COGS = "7319.53"
 SCARF_COGS = "1873.41"
 CREDIT_LIMIT = "1234567.89"
-SECRETS = (INTERNAL_NOTES, COAT_COGS, SCARF_COGS, CREDIT_LIMIT)
+SECRETS = (INTERNAL_NOTES, LATER_NOTES, COAT_COGS, SCARF_COGS, CREDIT_LIMIT)
+
+# Every key a client may find inside what an event changed; a new one needs a decision here.
+CHANGE_KEYS = frozenset(
+    {
+        # subjects
+        "cartItemId",
+        "batchId",
+        "productId",
+        "productName",
+        "isSample",
+        "addedByRole",
+        "orderId",
+        "salesSheetId",
+        # before and after
+        "status",
+        "quantity",
+        "unitPrice",
+        "overridePrice",
+        "mergedInto",
+        "title",
+        "scheduledAt",
+        "requestedAt",
+        "accepted",
+        "message",
+        "holdsExpireAt",
+        "minutes",
+        "total",
+        "shareUrl",
+    }
+)
 
 
 def keys_in(value: Any, path: str = "$") -> Iterator[tuple[str, str]]:
@@ -54,6 +91,16 @@ def forbidden_keys(value: Any) -> list[str]:
 
 def secrets_in(text: str) -> list[str]:
     return [secret for secret in SECRETS if secret in text]
+
+
+def changed_keys(changes: list[dict[str, Any]]) -> set[str]:
+    """The keys inside the subjects, befores and afters of events or timeline entries."""
+    return {
+        key
+        for change in changes
+        for part in ("subject", "before", "after")
+        for key in (change.get(part) or {})
+    }
 
 
 class ClientChannel:
@@ -183,7 +230,21 @@ async def drive_a_session(rpc: Rpc) -> tuple[int, ClientChannel, list[str]]:
     )
     await client.call("vipPortalLiveShopping.getSessionByRoomCode", {"roomCode": room})
     await client.call("vipPortalLiveShopping.createStreamTicket", {"roomCode": room})
+    # Notes alone (staff only), then a new title with new notes (the client sees the title).
+    await rpc.staff("liveShopping.updateSession", {"sessionId": session_id, "internalNotes": ""})
+    await rpc.staff(
+        "liveShopping.updateSession",
+        {"sessionId": session_id, "title": "Private preview", "internalNotes": LATER_NOTES},
+    )
+    await rpc.staff("liveShopping.extendHolds", {"sessionId": session_id, "minutes": 20})
     await client.call("vipPortalLiveShopping.requestCheckout", {"roomCode": room})
+    await rpc.staff(
+        "liveShopping.respondToCheckout",
+        {"sessionId": session_id, "accept": False, "message": "One more look at the belts"},
+    )
+    await client.call("vipPortalLiveShopping.requestCheckout", {"roomCode": room})
+    await rpc.staff("liveShopping.respondToCheckout", {"sessionId": session_id, "accept": True})
+    await client.call("vipPortalLiveShopping.getTimeline", {"roomCode": room, "limit": 3})
 
     await rpc.staff("liveShopping.checkCreditStatus", {"sessionId": session_id})
     sheet = await rpc.staff("liveShopping.generateSalesSheet", {"sessionId": session_id})
@@ -195,6 +256,7 @@ async def drive_a_session(rpc: Rpc) -> tuple[int, ClientChannel, list[str]]:
 
     await client.call("vipPortalLiveShopping.getSessionByRoomCode", {"roomCode": room})
     await client.call("vipPortalLiveShopping.getActiveSession")
+    await client.call("vipPortalLiveShopping.getTimeline", {"roomCode": room})
     assert await client.refused("vipPortalLiveShopping.requestCheckout", {"roomCode": room}) == (
         "PRECONDITION_FAILED"
     )
@@ -224,6 +286,30 @@ async def test_nothing_a_client_receives_carries_cost_notes_or_credit(rpc: Rpc) 
     assert re.search(r'"orderId":\d+', seen)
     assert f'"shareUrl":"{share_urls[-1]}"' in seen
     assert share_urls[-1].startswith("http")
+    # ...and the new depth: the deadline, the answer to its request, the renaming.
+    assert '"holdsExpireAt":"' in seen
+    assert '"message":"One more look at the belts"' in seen
+    assert '"type":"SESSION_UPDATED"' in seen and '"Private preview"' in seen
+
+
+async def test_the_clients_timeline_tells_the_story_without_what_staff_keep_to_themselves(
+    rpc: Rpc,
+) -> None:
+    session_id, client, _ = await drive_a_session(rpc)
+    session = await rpc.staff("liveShopping.getSession", {"sessionId": session_id})
+    room = session["session"]["roomCode"]
+
+    timeline = await client.call("vipPortalLiveShopping.getTimeline", {"roomCode": room})
+    staff = await rpc.staff("liveShopping.getTimeline", {"sessionId": session_id})
+
+    hidden = [
+        e for e in staff["entries"] if e["seq"] not in {c["seq"] for c in timeline["entries"]}
+    ]
+    assert [(e["type"], e["after"]) for e in hidden] == [("SESSION_UPDATED", {"internalNotes": ""})]
+    assert INTERNAL_NOTES in json.dumps(staff)  # the staff timeline does carry the secrets
+    assert secrets_in(json.dumps(timeline)) == []
+    assert forbidden_keys(timeline) == []
+    assert changed_keys(timeline["entries"]) <= CHANGE_KEYS
 
 
 async def test_no_client_projection_in_the_outbox_carries_cost_notes_or_credit(
@@ -239,11 +325,20 @@ async def test_no_client_projection_in_the_outbox_carries_cost_notes_or_credit(
         "CHECKOUT_REQUESTED",
         "SESSION_CONVERTED",
         "SALES_SHEET_READY",
+        "SESSION_UPDATED",
+        "HOLDS_EXTENDED",
+        "CHECKOUT_ANSWERED",
     }
     for event in events:
         projection = event.payload["client"]
         assert forbidden_keys(projection) == [], (event.seq, event.type)
         assert secrets_in(json.dumps(projection)) == [], (event.seq, event.type)
+        assert changed_keys([projection["change"] or {}]) <= CHANGE_KEYS, event.type
+    # A change of internal notes alone reaches the client as a staff-only event with no change.
+    notes_only = [e for e in events if e.payload["client"].get("staffOnly")]
+    assert [(e.type, e.payload["client"]["change"]) for e in notes_only] == [
+        ("SESSION_UPDATED", None)
+    ]
 
     # The projections are real snapshots, and the staff payloads of the same events do carry
     # the secrets, so the search above would find a leak.
@@ -258,6 +353,18 @@ async def test_no_client_projection_in_the_outbox_carries_cost_notes_or_credit(
 # --- static: the client output types themselves --------------------------------------------
 
 
+# The free-form parts a client type may hold: what an event changed. Their keys are checked on
+# real data instead (CHANGE_KEYS).
+FREE_FORM = {
+    (Change, "subject"),
+    (Change, "before"),
+    (Change, "after"),
+    (TimelineEntry, "subject"),
+    (TimelineEntry, "before"),
+    (TimelineEntry, "after"),
+}
+
+
 def field_names(tp: Any) -> Iterator[str]:
     """Every field name (Python and wire) reachable from a type, failing on untyped parts."""
     seen: set[type] = set()
@@ -270,7 +377,8 @@ def field_names(tp: Any) -> Iterator[str]:
             for f in info.fields:
                 yield f.name
                 yield f.encode_name
-                yield from walk(f.type)
+                if (info.cls, f.name) not in FREE_FORM:
+                    yield from walk(f.type)
         elif isinstance(info, msgspec.inspect.UnionType):
             for member in info.types:
                 yield from walk(member)

@@ -110,6 +110,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "liveShopping.checkCreditStatus": ANY_STAFF,
     "liveShopping.searchInventory": ANY_STAFF,
     "liveShopping.createStreamTicket": ANY_STAFF,  # watching is reading
+    "liveShopping.getTimeline": ANY_STAFF,  # the full story, notes included, is staff's
     # ...but only its host (or an ADMIN) may change it.
     "liveShopping.updateSessionStatus": HOST_OR_ADMIN,
     "liveShopping.cancelSession": HOST_OR_ADMIN,
@@ -121,6 +122,9 @@ MATRIX: dict[str, dict[str, str]] = {
     "liveShopping.highlightProduct": HOST_OR_ADMIN,
     "liveShopping.toggleCartItemSample": HOST_OR_ADMIN,
     "liveShopping.generateSalesSheet": HOST_OR_ADMIN,
+    "liveShopping.updateSession": HOST_OR_ADMIN,
+    "liveShopping.extendHolds": HOST_OR_ADMIN,
+    "liveShopping.respondToCheckout": HOST_OR_ADMIN,
     # vipPortalLiveShopping: clients only, and only in their own room.
     "vipPortalLiveShopping.getActiveSession": ANY_CLIENT,
     "vipPortalLiveShopping.searchInventory": ANY_CLIENT,
@@ -130,6 +134,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "vipPortalLiveShopping.removeFromCart": ROOM_OWNER,
     "vipPortalLiveShopping.requestCheckout": ROOM_OWNER,
     "vipPortalLiveShopping.createStreamTicket": ROOM_OWNER,
+    "vipPortalLiveShopping.getTimeline": ROOM_OWNER,
     # health and discovery need no token.
     "system.health": PUBLIC,
     "rpc.discover": PUBLIC,
@@ -171,7 +176,8 @@ class World:
             ANONYMOUS: None,
         }[caller]
 
-    async def scene(self, client_id: int | None = None) -> Scene:
+    async def scene(self, client_id: int | None = None, *, checkout: bool = False) -> Scene:
+        """With `checkout`, the client has asked to check out and waits for an answer."""
         client_id = client_id or self.client_a
         created = await self.rpc.staff(
             "liveShopping.createSession",
@@ -188,6 +194,12 @@ class World:
             {"sessionId": created["sessionId"], "batchId": self.batch_y, "quantity": "1"},
         )
         by_role = {line["addedByRole"]: line["id"] for line in cart["items"]}
+        if checkout:
+            await self.rpc.call(
+                "vipPortalLiveShopping.requestCheckout",
+                {"roomCode": room},
+                self.rpc.tokens.client(client_id),
+            )
         return Scene(created["sessionId"], room, by_role["CLIENT"], by_role["HOST"])
 
 
@@ -301,6 +313,19 @@ SESSION_PARAMS: dict[str, SessionParams] = {
         "isSample": True,
     },
     "liveShopping.generateSalesSheet": lambda w, s: {"sessionId": s.session_id},
+    "liveShopping.updateSession": lambda w, s: {
+        "sessionId": s.session_id,
+        "title": "Private preview",
+        "internalNotes": "prefers wool",
+    },
+    "liveShopping.extendHolds": lambda w, s: {"sessionId": s.session_id, "minutes": 15},
+    "liveShopping.respondToCheckout": lambda w, s: {
+        "sessionId": s.session_id,
+        "accept": True,
+        "message": "Wrapping it up",
+    },
+    "liveShopping.getTimeline": lambda w, s: {"sessionId": s.session_id},
+    "vipPortalLiveShopping.getTimeline": lambda w, s: {"roomCode": s.room_code},
     "vipPortalLiveShopping.getSessionByRoomCode": lambda w, s: {"roomCode": s.room_code},
     "vipPortalLiveShopping.addToCart": lambda w, s: {
         "roomCode": s.room_code,
@@ -319,6 +344,9 @@ SESSION_PARAMS: dict[str, SessionParams] = {
     "vipPortalLiveShopping.requestCheckout": lambda w, s: {"roomCode": s.room_code},
     "vipPortalLiveShopping.createStreamTicket": lambda w, s: {"roomCode": s.room_code},
 }
+
+# Procedures whose scene has a checkout request waiting (an answer needs a question).
+NEEDS_CHECKOUT_REQUEST = {"liveShopping.respondToCheckout"}
 
 
 async def outcome(rpc: Rpc, method: str, params: Any, token: str | None) -> str:
@@ -345,6 +373,7 @@ def test_the_matrix_has_no_rows_for_procedures_that_do_not_exist() -> None:
     assert set(MATRIX) - registered == set()
     assert (set(PARAMS) | set(SESSION_PARAMS)) - registered == set()
     assert set(PARAMS) & set(SESSION_PARAMS) == set()
+    assert NEEDS_CHECKOUT_REQUEST - set(SESSION_PARAMS) == set()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -371,7 +400,8 @@ async def test_each_caller_gets_the_outcome_the_matrix_states(
     procedure = REGISTRY.get(method)
     assert procedure is not None
     on_session = method in SESSION_PARAMS
-    scene = await world.scene() if on_session else None
+    checkout = method in NEEDS_CHECKOUT_REQUEST
+    scene = await world.scene(checkout=checkout) if on_session else None
     actual: dict[str, str] = {}
     for caller in CALLERS:
         params = SESSION_PARAMS[method](world, scene) if scene else PARAMS[method](world)
@@ -379,7 +409,7 @@ async def test_each_caller_gets_the_outcome_the_matrix_states(
         if on_session and procedure.kind is Kind.MUTATION and actual[caller] == OK:
             # The change may have used the session up (ended, paused, line removed): the next
             # caller gets a fresh one, so no cell's outcome depends on another's.
-            scene = await world.scene()
+            scene = await world.scene(checkout=checkout)
     assert actual == MATRIX[method]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from app import __version__
 from app.codegen.model import Api, CodegenError, ProcedureSpec, Unset, pascal_case, snake_case
+from app.codegen.python_models import with_unset
 from app.codegen.python_source import Imports, ModelRecorder, Renderer, docstring
 
 PACKAGE = "live_shopping_client"
@@ -123,7 +124,7 @@ def _method(p: ProcedureSpec, constant: str, r: Renderer, *, is_async: bool) -> 
             params.append(f"{f.name}: {annotation}")
             arguments.append(f"{f.name}={f.name}")
         elif f.default is Unset.UNSET:
-            params.append(f"{f.name}: {annotation} | msgspec.UnsetType = msgspec.UNSET")
+            params.append(f"{f.name}: {with_unset(annotation)} = msgspec.UNSET")
             arguments.append(f"{f.name}={f.name}")
         elif f.default_factory is not None:
             # A mutable default cannot sit in a signature: None stands for "the empty one".

@@ -62,12 +62,19 @@ def _struct_class(spec: ObjectSpec, r: Renderer) -> str:
     return "\n".join(lines) + "\n"
 
 
+def with_unset(annotation: str) -> str:
+    """`T | None` -> `T | msgspec.UnsetType | None` (None last, as linters want it)."""
+    if annotation.endswith(" | None"):
+        return annotation.removesuffix(" | None") + " | msgspec.UnsetType | None"
+    return annotation + " | msgspec.UnsetType"
+
+
 def _field_line(f: FieldSpec, r: Renderer, *, explicit_name: bool) -> str:
     annotation = r.type(f.type)
     default: str | None = None  # written `= default`, or inside msgspec.field(...)
     field_args: list[str] = []
     if f.default is Unset.UNSET:
-        annotation += " | msgspec.UnsetType"
+        annotation = with_unset(annotation)
         default = "msgspec.UNSET"
     elif f.default_factory is not None:
         field_args.append(f"default_factory={f.default_factory}")

@@ -191,10 +191,44 @@ class LiveSession(Base):
     started_at: Mapped[datetime | None] = mapped_column(Timestamp)
     ended_at: Mapped[datetime | None] = mapped_column(Timestamp)
     checkout_requested_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # The host's answer to the latest checkout request (all null while it is pending).
+    checkout_answered_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    checkout_accepted: Mapped[bool | None] = mapped_column(Boolean)
+    checkout_message: Mapped[str | None] = mapped_column(String(500))
+    # Holds last until then (last activity + the session's timeout, or later when extended);
+    # the idle sweeper ends the session once it passes with nobody watching.
+    holds_expire_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # The deadline HOLDS_EXPIRING was last sent for: a conditional UPDATE on it sends the
+    # warning once per deadline across workers.
+    holds_warned_for: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Who is watching, as last announced in a PRESENCE event (session_presence is the detail).
+    host_present: Mapped[bool] = mapped_column(Boolean, default=False)
+    client_present: Mapped[bool] = mapped_column(Boolean, default=False)
     last_activity_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     # Next outbox sequence number; bumped under the session row lock.
     last_event_seq: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class PresenceSide(enum.StrEnum):
+    HOST = "HOST"
+    CLIENT = "CLIENT"
+
+
+class SessionPresence(Base):
+    """One worker's open streams of one session and side, refreshed by a heartbeat.
+
+    A row older than a few heartbeats belongs to a worker that died; it no longer counts.
+    """
+
+    __tablename__ = "session_presence"
+
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("live_shopping_sessions.id"), primary_key=True
+    )
+    side: Mapped[PresenceSide] = mapped_column(_enum(PresenceSide), primary_key=True)
+    worker: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
 
 
 class SessionCartItem(Base):

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import LiveSession
+from app.domain.actors import Actor
 from app.domain.cart import both_carts, client_cart, staff_cart
 from app.domain.outbox import EventType, record_event
-from app.domain.sessions import both_views, client_view, staff_view, utcnow
-from app.domain.views import Cart, ClientCart, ClientSessionView, SessionView, View
+from app.domain.sessions import both_views, client_view, hold_through_activity, staff_view, utcnow
+from app.domain.views import (
+    Cart,
+    Change,
+    ClientCart,
+    ClientSessionView,
+    EventActor,
+    SessionView,
+    View,
+)
 
 
 class StaffEvent(View):
@@ -23,6 +33,9 @@ class StaffEvent(View):
     share_url: str | None = None
     # When the change was recorded (its transaction commits right after).
     occurred_at: datetime | None = None
+    # Who made it (null: the system) and what it changed, for the timeline.
+    actor: EventActor | None = None
+    change: Change | None = None
 
 
 class ClientEvent(View):
@@ -31,6 +44,10 @@ class ClientEvent(View):
     order_id: int | None = None
     share_url: str | None = None
     occurred_at: datetime | None = None
+    actor: EventActor | None = None
+    change: Change | None = None
+    # A change only staff care about (internal notes): the client's timeline leaves it out.
+    staff_only: bool = False
 
 
 async def staff_snapshot(db: AsyncSession, live: LiveSession) -> StaffEvent:
@@ -39,6 +56,13 @@ async def staff_snapshot(db: AsyncSession, live: LiveSession) -> StaffEvent:
 
 async def client_snapshot(db: AsyncSession, live: LiveSession) -> ClientEvent:
     return ClientEvent(session=await client_view(db, live), cart=await client_cart(db, live.id))
+
+
+class Hidden(enum.Enum):
+    HIDDEN = "HIDDEN"
+
+
+HIDDEN = Hidden.HIDDEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +78,31 @@ async def announce(
     live: LiveSession,
     event_type: EventType,
     *,
+    actor: Actor | None,
+    change: Change | None = None,
+    client_change: Change | Hidden | None = None,
     order_id: int | None = None,
     share_url: str | None = None,
 ) -> Announced:
+    """Record one change as an event: full state after it, for each side, with its actor.
+
+    `client_change` is what the client may see of `change` (the same when not given);
+    `HIDDEN` marks a change that concerns staff only.
+    """
+    hold_through_activity(live)
     await db.flush()
     session, client_session = await both_views(db, live)
     cart, client_cart_ = await both_carts(db, live.id)
     now = utcnow()
+    by = None if actor is None else EventActor(user_id=actor.user_id, role=actor.role)
     staff = StaffEvent(
-        session=session, cart=cart, order_id=order_id, share_url=share_url, occurred_at=now
+        session=session,
+        cart=cart,
+        order_id=order_id,
+        share_url=share_url,
+        occurred_at=now,
+        actor=by,
+        change=change,
     )
     client = ClientEvent(
         session=client_session,
@@ -70,6 +110,9 @@ async def announce(
         order_id=order_id,
         share_url=share_url,
         occurred_at=now,
+        actor=by,
+        change=None if client_change is HIDDEN else client_change or change,
+        staff_only=client_change is HIDDEN,
     )
     record_event(db, live, event_type, staff=staff, client=client)
     return Announced(staff, client)

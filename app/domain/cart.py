@@ -19,11 +19,12 @@ from app.db.models import (
 )
 from app.domain.actors import Actor, Role
 from app.domain.catalog import get_batch, get_product
+from app.domain.decimals import to_quantity
 from app.domain.errors import Forbidden, LimitExceeded, NotFound
 from app.domain.holds import net_available, require_available
 from app.domain.pricing import line_subtotal, unit_price
 from app.domain.sessions import require_open, touch
-from app.domain.views import Cart, CartLine, ClientCart, ClientCartLine
+from app.domain.views import Cart, CartLine, Change, ClientCart, ClientCartLine
 
 ZERO = Decimal("0.00")
 
@@ -195,7 +196,7 @@ async def add_to_cart(
     quantity: Decimal,
     is_sample: bool,
     max_items: int,
-) -> None:
+) -> Change:
     """Add a batch to the cart, merging into the line of the same key when there is one."""
     require_open(live, actor)
     batch = await get_batch(db, batch_id)
@@ -206,24 +207,25 @@ async def add_to_cart(
             f"The cart already holds the maximum of {max_items} lines", limit=max_items
         )
     await _hold_more(db, batch_id, quantity)
+    before = None if line is None else _quantity(line)
     if line is None:
         product = await get_product(db, batch.product_id)
-        db.add(
-            SessionCartItem(
-                session_id=live.id,
-                batch_id=key.batch_id,
-                product_id=product.id,
-                quantity=quantity,
-                unit_price=await session_price(db, live, product),
-                added_by_role=key.added_by,
-                is_sample=key.is_sample,
-                is_highlighted=_is_highlighted(live, batch_id),
-            )
+        line = SessionCartItem(
+            session_id=live.id,
+            batch_id=key.batch_id,
+            product_id=product.id,
+            quantity=quantity,
+            unit_price=await session_price(db, live, product),
+            added_by_role=key.added_by,
+            is_sample=key.is_sample,
+            is_highlighted=_is_highlighted(live, batch_id),
         )
+        db.add(line)
     else:
         line.quantity += quantity
     touch(live)
     await db.flush()
+    return Change(subject=_subject(line), before=before, after=_quantity(line))
 
 
 async def _line_of(
@@ -237,34 +239,59 @@ async def _line_of(
     return line
 
 
+def _subject(line: SessionCartItem) -> dict[str, object]:
+    """The line a change is about, as the timeline names it."""
+    return {
+        "cartItemId": line.id,
+        "batchId": line.batch_id,
+        "productId": line.product_id,
+        "isSample": line.is_sample,
+        "addedByRole": line.added_by_role.value,
+    }
+
+
+def _quantity(line: SessionCartItem) -> dict[str, object]:
+    # As the views show it (4 places), whether the line was just made or read back.
+    return {"quantity": str(to_quantity(line.quantity))}
+
+
 async def update_quantity(
     db: AsyncSession, actor: Actor, live: LiveSession, *, cart_item_id: int, quantity: Decimal
-) -> None:
+) -> Change:
     require_open(live, actor)
     line = await _line_of(db, actor, live, cart_item_id)
+    before = _quantity(line)
     if quantity > line.quantity:
         await _hold_more(db, line.batch_id, quantity - line.quantity)
     line.quantity = quantity
     touch(live)
     await db.flush()
+    return Change(subject=_subject(line), before=before, after=_quantity(line))
 
 
 async def remove_from_cart(
     db: AsyncSession, actor: Actor, live: LiveSession, *, cart_item_id: int
-) -> None:
+) -> Change:
     require_open(live, actor)
     line = await _line_of(db, actor, live, cart_item_id)
+    change = Change(subject=_subject(line), before=_quantity(line), after=None)
     await db.delete(line)
     touch(live)
     await db.flush()
+    return change
 
 
 async def set_sample(
     db: AsyncSession, actor: Actor, live: LiveSession, *, cart_item_id: int, is_sample: bool
-) -> None:
+) -> Change:
     """Mark a line as a sample or as paid; into an existing line of that key it merges."""
     require_open(live, actor)
     line = await _line_of(db, actor, live, cart_item_id)
+    change = Change(
+        subject=_subject(line),
+        before={"isSample": line.is_sample},
+        after={"isSample": is_sample},
+    )
     if line.is_sample != is_sample:
         twin = await _line_with(db, live.id, replace(LineKey.of(line), is_sample=is_sample))
         if twin is None:
@@ -275,17 +302,20 @@ async def set_sample(
             twin.quantity += line.quantity
             twin.is_highlighted = _is_highlighted(live, twin.batch_id)
             await db.delete(line)
+            change.after = {"isSample": is_sample, "mergedInto": twin.id}
     touch(live)
     await db.flush()
+    return change
 
 
 async def highlight(
     db: AsyncSession, actor: Actor, live: LiveSession, batch_id: int | None
-) -> None:
+) -> Change:
     """Showcase one batch to the client (it need not be in the cart); None clears."""
     require_open(live, actor)
     if batch_id is not None:
         await get_batch(db, batch_id)
+    change = Change(before={"batchId": live.highlighted_batch_id}, after={"batchId": batch_id})
     live.highlighted_batch_id = batch_id
     for line in (
         await db.scalars(select(SessionCartItem).where(SessionCartItem.session_id == live.id))
@@ -293,6 +323,7 @@ async def highlight(
         line.is_highlighted = _is_highlighted(live, line.batch_id)
     touch(live)
     await db.flush()
+    return change
 
 
 async def set_override_price(
@@ -302,10 +333,11 @@ async def set_override_price(
     *,
     product_id: int,
     price: Decimal | None,
-) -> None:
+) -> Change:
     """Set (or clear, with None) a session price, re-pricing that product's lines."""
     require_open(live, actor)
     product = await get_product(db, product_id)
+    old_price = await session_price(db, live, product)
     if price is None:
         await db.execute(
             delete(SessionPriceOverride).where(
@@ -340,3 +372,8 @@ async def set_override_price(
         line.unit_price = new_price
     touch(live)
     await db.flush()
+    return Change(
+        subject={"productId": product_id},
+        before={"unitPrice": str(old_price)},
+        after={"unitPrice": str(new_price), "overridePrice": None if price is None else str(price)},
+    )

@@ -21,6 +21,7 @@ from app.domain.status import check_transition
 class Conversion:
     order: Order
     sales_sheet: SalesSheet | None
+    previous_status: SessionStatus
 
 
 async def convert_session_to_order(
@@ -78,8 +79,9 @@ async def convert_session_to_order(
             for item in items
         ],
     )
+    previous_status = live.status
     change_status(live, SessionStatus.CONVERTED)
     sheet = (
         await generate_sales_sheet(db, actor, live, base_url=base_url) if with_sales_sheet else None
     )
-    return Conversion(order=order, sales_sheet=sheet)
+    return Conversion(order=order, sales_sheet=sheet, previous_status=previous_status)

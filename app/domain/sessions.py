@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,12 +22,39 @@ from app.db.models import (
 from app.domain.actors import Actor, Role
 from app.domain.clients import get_client
 from app.domain.errors import Forbidden, InvalidInput, NotFound, PreconditionFailed
-from app.domain.status import OPEN_STATUSES, check_transition
-from app.domain.views import ClientSessionView, Highlight, SessionView
+from app.domain.status import OPEN_STATUSES, TIMEOUT_STATUSES, check_transition
+from app.domain.views import (
+    Change,
+    CheckoutState,
+    ClientSessionView,
+    Highlight,
+    Presence,
+    SessionView,
+)
+
+# The session_config key of the idle timeout a session was made with (minutes).
+TIMEOUT_KEY = "sessionTimeoutMins"
+# For sessions made before the timeout was recorded with them.
+DEFAULT_TIMEOUT_MINS = 120
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def timeout_of(live: LiveSession) -> timedelta:
+    """The idle timeout of this session: the one configured when it was made.
+
+    Recorded with the session (its configuration snapshot), so every worker computes the same
+    deadline, and a restart with another setting never moves deadlines already shown.
+    """
+    minutes = live.session_config.get(TIMEOUT_KEY, DEFAULT_TIMEOUT_MINS)
+    return timedelta(minutes=minutes if isinstance(minutes, int) else DEFAULT_TIMEOUT_MINS)
+
+
+def hold_through_activity(live: LiveSession) -> None:
+    """Activity keeps the holds at least a whole timeout past it (never shortens a deadline)."""
+    live.holds_expire_at = max(live.holds_expire_at, live.last_activity_at + timeout_of(live))
 
 
 async def create_session(
@@ -58,6 +85,7 @@ async def create_session(
         last_activity_at=now,
         last_event_seq=0,
     )
+    live.holds_expire_at = now + timeout_of(live)
     db.add(live)
     await db.flush()
     return live
@@ -98,9 +126,10 @@ def touch(live: LiveSession) -> None:
     live.last_activity_at = utcnow()
 
 
-def change_status(live: LiveSession, target: SessionStatus) -> None:
+def change_status(live: LiveSession, target: SessionStatus) -> Change:
     """Apply a guarded transition and stamp its time."""
     check_transition(live.status, target)
+    change = Change(before={"status": live.status.value}, after={"status": target.value})
     now = utcnow()
     if target is SessionStatus.ACTIVE and live.started_at is None:
         live.started_at = now
@@ -108,6 +137,22 @@ def change_status(live: LiveSession, target: SessionStatus) -> None:
         live.ended_at = live.ended_at or now
     live.status = target
     touch(live)
+    return change
+
+
+def reschedule(live: LiveSession, scheduled_at: datetime | None) -> None:
+    """Check a new scheduledAt: only a SCHEDULED session has one to move, into the future."""
+    if live.status is not SessionStatus.SCHEDULED:
+        raise PreconditionFailed(
+            f"scheduledAt can be changed only while SCHEDULED, not {live.status}",
+            status=live.status.value,
+        )
+    if scheduled_at is None or scheduled_at <= utcnow():
+        raise InvalidInput(
+            "scheduledAt must be a time in the future (start the session with "
+            "updateSessionStatus instead)",
+            path="$.scheduledAt",
+        )
 
 
 def require_open(live: LiveSession, actor: Actor) -> None:
@@ -236,7 +281,37 @@ async def _staff_view(
         highlight=highlight,
         order_id=outcome.order_id,
         share_url=outcome.share_url,
+        holds_expire_at=holds_deadline(live),
+        presence=presence_of(live),
+        checkout=checkout_of(live),
     )
+
+
+def holds_deadline(live: LiveSession) -> datetime | None:
+    """The deadline a view shows: only sessions the idle timeout can end have one (a
+    SCHEDULED session waits for its start; a closed one holds nothing).
+    """
+    return live.holds_expire_at if live.status in TIMEOUT_STATUSES else None
+
+
+def presence_of(live: LiveSession) -> Presence:
+    return Presence(host=live.host_present, client=live.client_present)
+
+
+def checkout_of(live: LiveSession) -> CheckoutState | None:
+    if live.checkout_requested_at is None:
+        return None
+    return CheckoutState(
+        requested_at=live.checkout_requested_at,
+        answered_at=live.checkout_answered_at,
+        accepted=live.checkout_accepted,
+        message=live.checkout_message,
+    )
+
+
+def checkout_pending(live: LiveSession) -> bool:
+    """A checkout request the host has not answered yet."""
+    return live.checkout_requested_at is not None and live.checkout_answered_at is None
 
 
 def _client_view(
@@ -255,4 +330,7 @@ def _client_view(
         highlight=highlight,
         order_id=outcome.order_id,
         share_url=outcome.share_url,
+        holds_expire_at=holds_deadline(live),
+        presence=presence_of(live),
+        checkout=checkout_of(live),
     )

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 
-from app.db.models import AddedByRole, SessionStatus
+from app.db.models import AddedByRole, Role, SessionStatus
 
 
 class View(msgspec.Struct, rename="camel", kw_only=True):
@@ -69,6 +70,39 @@ class Highlight(View):
     list_price: Decimal
 
 
+class Presence(View):
+    """Who is watching the session now (an open stream of the host's side or the client's)."""
+
+    host: bool
+    client: bool
+
+
+class CheckoutState(View):
+    """The client's latest checkout request and the host's answer (null fields: pending)."""
+
+    requested_at: datetime
+    answered_at: datetime | None = None
+    accepted: bool | None = None
+    message: str | None = None
+
+
+class EventActor(View):
+    """Who made a change; events of the system (timeout, warnings, presence) have none."""
+
+    user_id: int
+    role: Role
+
+
+class Change(View):
+    """What one event changed, as the timeline tells it: the thing changed (`subject`) and its
+    values before and after (quantities, prices, deadlines...). Decimals are strings.
+    """
+
+    subject: dict[str, Any] | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+
 class SessionView(View):
     id: int
     status: SessionStatus
@@ -88,6 +122,10 @@ class SessionView(View):
     order_id: int | None
     # The latest sales sheet's absolute link; null until one is made.
     share_url: str | None = None
+    # Until when the cart's holds last unless something happens (DESIGN 4).
+    holds_expire_at: datetime | None = None
+    presence: Presence | None = None
+    checkout: CheckoutState | None = None
 
 
 class ClientSessionView(View):
@@ -104,3 +142,6 @@ class ClientSessionView(View):
     # The order the session became and the latest sales sheet's absolute link, once they exist.
     order_id: int | None = None
     share_url: str | None = None
+    holds_expire_at: datetime | None = None
+    presence: Presence | None = None
+    checkout: CheckoutState | None = None

@@ -97,6 +97,13 @@ class Hub:
     def session_ids(self) -> list[int]:
         return list(self._listeners)
 
+    def audiences(self) -> dict[int, frozenset[Audience]]:
+        """Per session with open streams here, which sides (staff, client) they are."""
+        return {
+            session_id: frozenset(listener.audience for listener in listeners)
+            for session_id, listeners in self._listeners.items()
+        }
+
     def deliver(self, event: LiveEvent) -> None:
         for listener in self._listeners.get(event.session_id, ()):
             listener.offer(event)

@@ -6,6 +6,8 @@
 
 export type AddedByRole = "HOST" | "CLIENT";
 
+export type Role = "ADMIN" | "STAFF" | "CLIENT";
+
 export type SessionStatus = "SCHEDULED" | "ACTIVE" | "PAUSED" | "ENDED" | "CONVERTED" | "CANCELLED";
 
 export interface ActiveSession {
@@ -55,6 +57,14 @@ export interface CheckoutRequested {
   requestedAt: string;
 }
 
+/** The client's latest checkout request and the host's answer (null fields: pending). */
+export interface CheckoutState {
+  requestedAt: string;
+  answeredAt: string | null;
+  accepted: boolean | null;
+  message: string | null;
+}
+
 export interface ClientAddToCart {
   roomCode: string;
   batchId: number;
@@ -83,6 +93,13 @@ export interface ClientCartLine {
   addedByRole: AddedByRole;
 }
 
+export interface ClientGetTimeline {
+  roomCode: string;
+  cursor?: number;
+  /** Page size, at most 100 */
+  limit?: number;
+}
+
 export interface ClientRemoveFromCart {
   roomCode: string;
   cartItemId: number;
@@ -107,6 +124,9 @@ export interface ClientSessionView {
   highlight: Highlight | null;
   orderId: number | null;
   shareUrl: string | null;
+  holdsExpireAt: string | null;
+  presence: Presence | null;
+  checkout: CheckoutState | null;
 }
 
 export interface ClientSessionWithCart {
@@ -204,12 +224,30 @@ export interface EndSessionOut {
   shareUrl?: string | null;
 }
 
+/** Who made a change; events of the system (timeout, warnings, presence) have none. */
+export interface EventActor {
+  userId: number;
+  role: Role;
+}
+
+export interface ExtendHolds {
+  sessionId: number;
+  minutes: number;
+}
+
 export interface GetClient {
   clientId: number;
 }
 
 export interface GetOrder {
   orderId: number;
+}
+
+export interface GetTimeline {
+  sessionId: number;
+  cursor?: number;
+  /** Page size, at most 100 */
+  limit?: number;
 }
 
 export interface Health {
@@ -306,6 +344,12 @@ export interface OrderView {
   lines: OrderLineView[];
 }
 
+/** Who is watching the session now (an open stream of the host's side or the client's). */
+export interface Presence {
+  host: boolean;
+  client: boolean;
+}
+
 export interface ProductView {
   id: number;
   name: string;
@@ -317,6 +361,12 @@ export interface ProductView {
 export interface RemoveFromCart {
   sessionId: number;
   cartItemId: number;
+}
+
+export interface RespondToCheckout {
+  sessionId: number;
+  accept: boolean;
+  message?: string | null;
 }
 
 export interface RoomRef {
@@ -365,6 +415,9 @@ export interface SessionView {
   highlight: Highlight | null;
   orderId: number | null;
   shareUrl: string | null;
+  holdsExpireAt: string | null;
+  presence: Presence | null;
+  checkout: CheckoutState | null;
 }
 
 export interface SessionWithCart {
@@ -394,6 +447,21 @@ export interface StreamTicket {
   ticket: string;
   expiresAt: number;
   streamUrl: string;
+}
+
+export interface Timeline {
+  entries: TimelineEntry[];
+  nextCursor: number | null;
+}
+
+export interface TimelineEntry {
+  seq: number;
+  type: string;
+  actor: EventActor | null;
+  occurredAt: string | null;
+  subject: Record<string, unknown> | null;
+  before: Record<string, unknown> | null;
+  after: Record<string, unknown> | null;
 }
 
 export interface ToggleCartItemSample {
@@ -433,6 +501,14 @@ export interface UpdateProduct {
   category?: string | null;
   /** Decimal >= 0 with at most 2 places */
   listPrice?: string | number | null;
+}
+
+/** Omitted fields stay as they are; null clears a title or the notes. */
+export interface UpdateSession {
+  sessionId: number;
+  title?: string | null;
+  scheduledAt?: string;
+  internalNotes?: string | null;
 }
 
 export interface UpdateSessionStatus {
@@ -554,6 +630,13 @@ export interface Procedures {
     kind: "mutation";
     roles: "ADMIN" | "STAFF";
   };
+  /** Push the hold deadline to max(deadline, now) + minutes (1 to the session's timeout). */
+  "liveShopping.extendHolds": {
+    input: ExtendHolds;
+    output: SessionOnly;
+    kind: "mutation";
+    roles: "ADMIN" | "STAFF";
+  };
   /** Snapshot the cart as a sales sheet the client can open at its share link. */
   "liveShopping.generateSalesSheet": {
     input: SessionRef;
@@ -565,6 +648,13 @@ export interface Procedures {
   "liveShopping.getSession": {
     input: SessionRef;
     output: SessionWithCart;
+    kind: "query";
+    roles: "ADMIN" | "STAFF";
+  };
+  /** Who did what when, oldest first, with before and after for quantities and prices. */
+  "liveShopping.getTimeline": {
+    input: GetTimeline;
+    output: Timeline;
     kind: "query";
     roles: "ADMIN" | "STAFF";
   };
@@ -586,6 +676,13 @@ export interface Procedures {
   "liveShopping.removeFromCart": {
     input: RemoveFromCart;
     output: Cart;
+    kind: "mutation";
+    roles: "ADMIN" | "STAFF";
+  };
+  /** Accept or decline the client's pending checkout request, once, with a message. */
+  "liveShopping.respondToCheckout": {
+    input: RespondToCheckout;
+    output: SessionOnly;
     kind: "mutation";
     roles: "ADMIN" | "STAFF";
   };
@@ -614,6 +711,13 @@ export interface Procedures {
   "liveShopping.updateCartQuantity": {
     input: UpdateCartQuantity;
     output: Cart;
+    kind: "mutation";
+    roles: "ADMIN" | "STAFF";
+  };
+  /** Change the title, the schedule (only while SCHEDULED) or the internal notes. */
+  "liveShopping.updateSession": {
+    input: UpdateSession;
+    output: SessionOnly;
     kind: "mutation";
     roles: "ADMIN" | "STAFF";
   };
@@ -687,6 +791,13 @@ export interface Procedures {
     kind: "query";
     roles: "CLIENT";
   };
+  /** The session's story as the client may see it: no notes, cost or credit. */
+  "vipPortalLiveShopping.getTimeline": {
+    input: ClientGetTimeline;
+    output: Timeline;
+    kind: "query";
+    roles: "CLIENT";
+  };
   /** Remove a line the client added. */
   "vipPortalLiveShopping.removeFromCart": {
     input: ClientRemoveFromCart;
@@ -745,15 +856,19 @@ export const PROCEDURE_KINDS = {
   "liveShopping.createSession": "mutation",
   "liveShopping.createStreamTicket": "query",
   "liveShopping.endSession": "mutation",
+  "liveShopping.extendHolds": "mutation",
   "liveShopping.generateSalesSheet": "mutation",
   "liveShopping.getSession": "query",
+  "liveShopping.getTimeline": "query",
   "liveShopping.highlightProduct": "mutation",
   "liveShopping.listSessions": "query",
   "liveShopping.removeFromCart": "mutation",
+  "liveShopping.respondToCheckout": "mutation",
   "liveShopping.searchInventory": "query",
   "liveShopping.setOverridePrice": "mutation",
   "liveShopping.toggleCartItemSample": "mutation",
   "liveShopping.updateCartQuantity": "mutation",
+  "liveShopping.updateSession": "mutation",
   "liveShopping.updateSessionStatus": "mutation",
   "orders.create": "mutation",
   "orders.get": "query",
@@ -764,6 +879,7 @@ export const PROCEDURE_KINDS = {
   "vipPortalLiveShopping.createStreamTicket": "query",
   "vipPortalLiveShopping.getActiveSession": "query",
   "vipPortalLiveShopping.getSessionByRoomCode": "query",
+  "vipPortalLiveShopping.getTimeline": "query",
   "vipPortalLiveShopping.removeFromCart": "mutation",
   "vipPortalLiveShopping.requestCheckout": "mutation",
   "vipPortalLiveShopping.searchInventory": "query",

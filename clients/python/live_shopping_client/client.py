@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import msgspec
 
 from ._runtime import (
     DEFAULT_TIMEOUT,
@@ -26,6 +27,7 @@ from .models import (
     CheckoutRequested,
     ClientAddToCart,
     ClientCart,
+    ClientGetTimeline,
     ClientRemoveFromCart,
     ClientSearchInventory,
     ClientSessionWithCart,
@@ -41,8 +43,10 @@ from .models import (
     CreditStatusOut,
     EndSession,
     EndSessionOut,
+    ExtendHolds,
     GetClient,
     GetOrder,
+    GetTimeline,
     Health,
     HighlightProduct,
     IdResult,
@@ -56,6 +60,7 @@ from .models import (
     OrderView,
     ProductView,
     RemoveFromCart,
+    RespondToCheckout,
     RoomRef,
     SalesSheetOut,
     SearchInventory,
@@ -68,11 +73,13 @@ from .models import (
     SetOverridePrice,
     StockOut,
     StreamTicket,
+    Timeline,
     ToggleCartItemSample,
     UpdateBatch,
     UpdateCartQuantity,
     UpdateClient,
     UpdateProduct,
+    UpdateSession,
     UpdateSessionStatus,
 )
 
@@ -102,17 +109,22 @@ _LIVE_SHOPPING_CREATE_STREAM_TICKET: Method[StreamTicket] = Method(
     "liveShopping.createStreamTicket", StreamTicket
 )
 _LIVE_SHOPPING_END_SESSION: Method[EndSessionOut] = Method("liveShopping.endSession", EndSessionOut)
+_LIVE_SHOPPING_EXTEND_HOLDS: Method[SessionOnly] = Method("liveShopping.extendHolds", SessionOnly)
 _LIVE_SHOPPING_GENERATE_SALES_SHEET: Method[SalesSheetOut] = Method(
     "liveShopping.generateSalesSheet", SalesSheetOut
 )
 _LIVE_SHOPPING_GET_SESSION: Method[SessionWithCart] = Method(
     "liveShopping.getSession", SessionWithCart
 )
+_LIVE_SHOPPING_GET_TIMELINE: Method[Timeline] = Method("liveShopping.getTimeline", Timeline)
 _LIVE_SHOPPING_HIGHLIGHT_PRODUCT: Method[Cart] = Method("liveShopping.highlightProduct", Cart)
 _LIVE_SHOPPING_LIST_SESSIONS: Method[list[SessionView]] = Method(
     "liveShopping.listSessions", list[SessionView]
 )
 _LIVE_SHOPPING_REMOVE_FROM_CART: Method[Cart] = Method("liveShopping.removeFromCart", Cart)
+_LIVE_SHOPPING_RESPOND_TO_CHECKOUT: Method[SessionOnly] = Method(
+    "liveShopping.respondToCheckout", SessionOnly
+)
 _LIVE_SHOPPING_SEARCH_INVENTORY: Method[list[StockOut]] = Method(
     "liveShopping.searchInventory", list[StockOut]
 )
@@ -121,6 +133,9 @@ _LIVE_SHOPPING_TOGGLE_CART_ITEM_SAMPLE: Method[Cart] = Method(
     "liveShopping.toggleCartItemSample", Cart
 )
 _LIVE_SHOPPING_UPDATE_CART_QUANTITY: Method[Cart] = Method("liveShopping.updateCartQuantity", Cart)
+_LIVE_SHOPPING_UPDATE_SESSION: Method[SessionOnly] = Method(
+    "liveShopping.updateSession", SessionOnly
+)
 _LIVE_SHOPPING_UPDATE_SESSION_STATUS: Method[SessionOnly] = Method(
     "liveShopping.updateSessionStatus", SessionOnly
 )
@@ -140,6 +155,9 @@ _VIP_PORTAL_LIVE_SHOPPING_GET_ACTIVE_SESSION: Method[ActiveSession] = Method(
 )
 _VIP_PORTAL_LIVE_SHOPPING_GET_SESSION_BY_ROOM_CODE: Method[ClientSessionWithCart] = Method(
     "vipPortalLiveShopping.getSessionByRoomCode", ClientSessionWithCart
+)
+_VIP_PORTAL_LIVE_SHOPPING_GET_TIMELINE: Method[Timeline] = Method(
+    "vipPortalLiveShopping.getTimeline", Timeline
 )
 _VIP_PORTAL_LIVE_SHOPPING_REMOVE_FROM_CART: Method[ClientCart] = Method(
     "vipPortalLiveShopping.removeFromCart", ClientCart
@@ -401,6 +419,15 @@ class LiveShoppingProcedures:
             ),
         )
 
+    def extend_holds(self, *, session_id: int, minutes: int) -> SessionOnly:
+        """Push the hold deadline to max(deadline, now) + minutes (1 to the session's timeout).
+
+        `liveShopping.extendHolds`: a mutation for ADMIN, STAFF.
+        """
+        return self._transport.call(
+            _LIVE_SHOPPING_EXTEND_HOLDS, ExtendHolds(session_id=session_id, minutes=minutes)
+        )
+
     def generate_sales_sheet(self, *, session_id: int) -> SalesSheetOut:
         """Snapshot the cart as a sales sheet the client can open at its share link.
 
@@ -416,6 +443,16 @@ class LiveShoppingProcedures:
         `liveShopping.getSession`: a query for ADMIN, STAFF.
         """
         return self._transport.call(_LIVE_SHOPPING_GET_SESSION, SessionRef(session_id=session_id))
+
+    def get_timeline(self, *, session_id: int, cursor: int = 0, limit: int = 50) -> Timeline:
+        """Who did what when, oldest first, with before and after for quantities and prices.
+
+        `liveShopping.getTimeline`: a query for ADMIN, STAFF.
+        """
+        return self._transport.call(
+            _LIVE_SHOPPING_GET_TIMELINE,
+            GetTimeline(session_id=session_id, cursor=cursor, limit=limit),
+        )
 
     def highlight_product(self, *, session_id: int, batch_id: int | None) -> Cart:
         """Showcase a batch to the client (null clears); it need not be in the cart.
@@ -463,6 +500,18 @@ class LiveShoppingProcedures:
         return self._transport.call(
             _LIVE_SHOPPING_REMOVE_FROM_CART,
             RemoveFromCart(session_id=session_id, cart_item_id=cart_item_id),
+        )
+
+    def respond_to_checkout(
+        self, *, session_id: int, accept: bool, message: str | None = None
+    ) -> SessionOnly:
+        """Accept or decline the client's pending checkout request, once, with a message.
+
+        `liveShopping.respondToCheckout`: a mutation for ADMIN, STAFF.
+        """
+        return self._transport.call(
+            _LIVE_SHOPPING_RESPOND_TO_CHECKOUT,
+            RespondToCheckout(session_id=session_id, accept=accept, message=message),
         )
 
     def search_inventory(self, *, query: str | None = None, limit: int = 50) -> list[StockOut]:
@@ -514,6 +563,28 @@ class LiveShoppingProcedures:
         return self._transport.call(
             _LIVE_SHOPPING_UPDATE_CART_QUANTITY,
             UpdateCartQuantity(session_id=session_id, cart_item_id=cart_item_id, quantity=quantity),
+        )
+
+    def update_session(
+        self,
+        *,
+        session_id: int,
+        title: str | msgspec.UnsetType | None = msgspec.UNSET,
+        scheduled_at: datetime | msgspec.UnsetType = msgspec.UNSET,
+        internal_notes: str | msgspec.UnsetType | None = msgspec.UNSET,
+    ) -> SessionOnly:
+        """Change the title, the schedule (only while SCHEDULED) or the internal notes.
+
+        `liveShopping.updateSession`: a mutation for ADMIN, STAFF.
+        """
+        return self._transport.call(
+            _LIVE_SHOPPING_UPDATE_SESSION,
+            UpdateSession(
+                session_id=session_id,
+                title=title,
+                scheduled_at=scheduled_at,
+                internal_notes=internal_notes,
+            ),
         )
 
     def update_session_status(self, *, session_id: int, status: SessionStatus) -> SessionOnly:
@@ -633,6 +704,16 @@ class VipPortalLiveShoppingProcedures:
         """
         return self._transport.call(
             _VIP_PORTAL_LIVE_SHOPPING_GET_SESSION_BY_ROOM_CODE, RoomRef(room_code=room_code)
+        )
+
+    def get_timeline(self, *, room_code: str, cursor: int = 0, limit: int = 50) -> Timeline:
+        """The session's story as the client may see it: no notes, cost or credit.
+
+        `vipPortalLiveShopping.getTimeline`: a query for CLIENT.
+        """
+        return self._transport.call(
+            _VIP_PORTAL_LIVE_SHOPPING_GET_TIMELINE,
+            ClientGetTimeline(room_code=room_code, cursor=cursor, limit=limit),
         )
 
     def remove_from_cart(self, *, room_code: str, cart_item_id: int) -> ClientCart:
@@ -927,6 +1008,15 @@ class AsyncLiveShoppingProcedures:
             ),
         )
 
+    async def extend_holds(self, *, session_id: int, minutes: int) -> SessionOnly:
+        """Push the hold deadline to max(deadline, now) + minutes (1 to the session's timeout).
+
+        `liveShopping.extendHolds`: a mutation for ADMIN, STAFF.
+        """
+        return await self._transport.call(
+            _LIVE_SHOPPING_EXTEND_HOLDS, ExtendHolds(session_id=session_id, minutes=minutes)
+        )
+
     async def generate_sales_sheet(self, *, session_id: int) -> SalesSheetOut:
         """Snapshot the cart as a sales sheet the client can open at its share link.
 
@@ -943,6 +1033,16 @@ class AsyncLiveShoppingProcedures:
         """
         return await self._transport.call(
             _LIVE_SHOPPING_GET_SESSION, SessionRef(session_id=session_id)
+        )
+
+    async def get_timeline(self, *, session_id: int, cursor: int = 0, limit: int = 50) -> Timeline:
+        """Who did what when, oldest first, with before and after for quantities and prices.
+
+        `liveShopping.getTimeline`: a query for ADMIN, STAFF.
+        """
+        return await self._transport.call(
+            _LIVE_SHOPPING_GET_TIMELINE,
+            GetTimeline(session_id=session_id, cursor=cursor, limit=limit),
         )
 
     async def highlight_product(self, *, session_id: int, batch_id: int | None) -> Cart:
@@ -991,6 +1091,18 @@ class AsyncLiveShoppingProcedures:
         return await self._transport.call(
             _LIVE_SHOPPING_REMOVE_FROM_CART,
             RemoveFromCart(session_id=session_id, cart_item_id=cart_item_id),
+        )
+
+    async def respond_to_checkout(
+        self, *, session_id: int, accept: bool, message: str | None = None
+    ) -> SessionOnly:
+        """Accept or decline the client's pending checkout request, once, with a message.
+
+        `liveShopping.respondToCheckout`: a mutation for ADMIN, STAFF.
+        """
+        return await self._transport.call(
+            _LIVE_SHOPPING_RESPOND_TO_CHECKOUT,
+            RespondToCheckout(session_id=session_id, accept=accept, message=message),
         )
 
     async def search_inventory(
@@ -1044,6 +1156,28 @@ class AsyncLiveShoppingProcedures:
         return await self._transport.call(
             _LIVE_SHOPPING_UPDATE_CART_QUANTITY,
             UpdateCartQuantity(session_id=session_id, cart_item_id=cart_item_id, quantity=quantity),
+        )
+
+    async def update_session(
+        self,
+        *,
+        session_id: int,
+        title: str | msgspec.UnsetType | None = msgspec.UNSET,
+        scheduled_at: datetime | msgspec.UnsetType = msgspec.UNSET,
+        internal_notes: str | msgspec.UnsetType | None = msgspec.UNSET,
+    ) -> SessionOnly:
+        """Change the title, the schedule (only while SCHEDULED) or the internal notes.
+
+        `liveShopping.updateSession`: a mutation for ADMIN, STAFF.
+        """
+        return await self._transport.call(
+            _LIVE_SHOPPING_UPDATE_SESSION,
+            UpdateSession(
+                session_id=session_id,
+                title=title,
+                scheduled_at=scheduled_at,
+                internal_notes=internal_notes,
+            ),
         )
 
     async def update_session_status(self, *, session_id: int, status: SessionStatus) -> SessionOnly:
@@ -1163,6 +1297,16 @@ class AsyncVipPortalLiveShoppingProcedures:
         """
         return await self._transport.call(
             _VIP_PORTAL_LIVE_SHOPPING_GET_SESSION_BY_ROOM_CODE, RoomRef(room_code=room_code)
+        )
+
+    async def get_timeline(self, *, room_code: str, cursor: int = 0, limit: int = 50) -> Timeline:
+        """The session's story as the client may see it: no notes, cost or credit.
+
+        `vipPortalLiveShopping.getTimeline`: a query for CLIENT.
+        """
+        return await self._transport.call(
+            _VIP_PORTAL_LIVE_SHOPPING_GET_TIMELINE,
+            ClientGetTimeline(room_code=room_code, cursor=cursor, limit=limit),
         )
 
     async def remove_from_cart(self, *, room_code: str, cart_item_id: int) -> ClientCart:

@@ -6,12 +6,19 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 
 
 class AddedByRole(enum.StrEnum):
     HOST = "HOST"
+    CLIENT = "CLIENT"
+
+
+class Role(enum.StrEnum):
+    ADMIN = "ADMIN"
+    STAFF = "STAFF"
     CLIENT = "CLIENT"
 
 
@@ -70,6 +77,15 @@ class CheckoutRequested(msgspec.Struct, kw_only=True, rename="camel"):
     requested_at: datetime
 
 
+class CheckoutState(msgspec.Struct, kw_only=True, rename="camel"):
+    """The client's latest checkout request and the host's answer (null fields: pending)."""
+
+    requested_at: datetime
+    answered_at: datetime | None = None
+    accepted: bool | None = None
+    message: str | None = None
+
+
 class ClientAddToCart(msgspec.Struct, kw_only=True, rename="camel"):
     room_code: str
     batch_id: int
@@ -97,6 +113,12 @@ class ClientCartLine(msgspec.Struct, kw_only=True, rename="camel"):
     added_by_role: AddedByRole
 
 
+class ClientGetTimeline(msgspec.Struct, kw_only=True, rename="camel"):
+    room_code: str
+    cursor: int = 0
+    limit: int = 50
+
+
 class ClientRemoveFromCart(msgspec.Struct, kw_only=True, rename="camel"):
     room_code: str
     cart_item_id: int
@@ -120,6 +142,9 @@ class ClientSessionView(msgspec.Struct, kw_only=True, rename="camel"):
     highlight: Highlight | None
     order_id: int | None = None
     share_url: str | None = None
+    holds_expire_at: datetime | None = None
+    presence: Presence | None = None
+    checkout: CheckoutState | None = None
 
 
 class ClientSessionWithCart(msgspec.Struct, kw_only=True):
@@ -211,12 +236,30 @@ class EndSessionOut(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=
     share_url: str | None = None
 
 
+class EventActor(msgspec.Struct, kw_only=True, rename="camel"):
+    """Who made a change; events of the system (timeout, warnings, presence) have none."""
+
+    user_id: int
+    role: Role
+
+
+class ExtendHolds(msgspec.Struct, kw_only=True, rename="camel"):
+    session_id: int
+    minutes: int
+
+
 class GetClient(msgspec.Struct, kw_only=True, rename="camel"):
     client_id: int
 
 
 class GetOrder(msgspec.Struct, kw_only=True, rename="camel"):
     order_id: int
+
+
+class GetTimeline(msgspec.Struct, kw_only=True, rename="camel"):
+    session_id: int
+    cursor: int = 0
+    limit: int = 50
 
 
 class Health(msgspec.Struct, kw_only=True):
@@ -307,6 +350,13 @@ class OrderView(msgspec.Struct, kw_only=True, rename="camel"):
     lines: list[OrderLineView]
 
 
+class Presence(msgspec.Struct, kw_only=True):
+    """Who is watching the session now (an open stream of the host's side or the client's)."""
+
+    host: bool
+    client: bool
+
+
 class ProductView(msgspec.Struct, kw_only=True, rename="camel"):
     id: int
     name: str
@@ -318,6 +368,12 @@ class ProductView(msgspec.Struct, kw_only=True, rename="camel"):
 class RemoveFromCart(msgspec.Struct, kw_only=True, rename="camel"):
     session_id: int
     cart_item_id: int
+
+
+class RespondToCheckout(msgspec.Struct, kw_only=True, rename="camel"):
+    session_id: int
+    accept: bool
+    message: str | None = None
 
 
 class RoomRef(msgspec.Struct, kw_only=True, rename="camel"):
@@ -365,6 +421,9 @@ class SessionView(msgspec.Struct, kw_only=True, rename="camel"):
     highlight: Highlight | None
     order_id: int | None
     share_url: str | None = None
+    holds_expire_at: datetime | None = None
+    presence: Presence | None = None
+    checkout: CheckoutState | None = None
 
 
 class SessionWithCart(msgspec.Struct, kw_only=True):
@@ -393,6 +452,21 @@ class StreamTicket(msgspec.Struct, kw_only=True, rename="camel"):
     ticket: str
     expires_at: int
     stream_url: str
+
+
+class Timeline(msgspec.Struct, kw_only=True, rename="camel"):
+    entries: list[TimelineEntry]
+    next_cursor: int | None
+
+
+class TimelineEntry(msgspec.Struct, kw_only=True, rename="camel"):
+    seq: int
+    type: str
+    actor: EventActor | None
+    occurred_at: datetime | None
+    subject: dict[str, Any] | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
 
 
 class ToggleCartItemSample(msgspec.Struct, kw_only=True, rename="camel"):
@@ -426,6 +500,15 @@ class UpdateProduct(msgspec.Struct, kw_only=True, rename="camel"):
     name: str | None = None
     category: str | None = None
     list_price: Decimal | None = None
+
+
+class UpdateSession(msgspec.Struct, kw_only=True, rename="camel"):
+    """Omitted fields stay as they are; null clears a title or the notes."""
+
+    session_id: int
+    title: str | msgspec.UnsetType | None = msgspec.UNSET
+    scheduled_at: datetime | msgspec.UnsetType = msgspec.UNSET
+    internal_notes: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class UpdateSessionStatus(msgspec.Struct, kw_only=True, rename="camel"):
