@@ -8,6 +8,7 @@ from app.auth import TokenService
 from app.config import Settings
 from app.db.engine import Database
 from app.events.bus import EventBus, create_bus
+from app.events.replay import OutboxPages
 
 
 @dataclass(slots=True)
@@ -16,14 +17,17 @@ class Services:
     db: Database
     tokens: TokenService
     bus: EventBus
+    outbox: OutboxPages  # the streams' reads of the outbox, shared per session
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
+        db = Database(settings.database_url)
         return cls(
             settings=settings,
-            db=Database(settings.database_url),
+            db=db,
             tokens=TokenService(settings),
-            bus=create_bus(settings.redis_url),
+            bus=create_bus(settings),
+            outbox=OutboxPages(db),
         )
 
     async def start(self) -> None:
@@ -31,4 +35,5 @@ class Services:
 
     async def close(self) -> None:
         await self.bus.close()
+        await self.outbox.close()
         await self.db.dispose()

@@ -37,6 +37,10 @@ STOP_TIMEOUT_S = 10.0
 # Settings the child must not inherit from the test process: a server sees only what it is given.
 _SETTING_NAMES = frozenset(f.encode_name for f in msgspec.structs.fields(Settings))
 
+# This run's Redis channels: servers of another run (or another checkout) on the same Redis,
+# even on a database of the same name, never see this run's events.
+RUN_CHANNEL_PREFIX = f"liveshop-test-{uuid.uuid4().hex[:10]}"
+
 
 class ServerFailedToStart(RuntimeError):
     """A server exited or did not answer /healthz in time; the message carries its log tail."""
@@ -94,12 +98,17 @@ def http_limits(connections: int) -> httpx.Limits:
 
 
 def server_env(database_url: str, **settings: str) -> dict[str, str]:
-    """The settings a test server needs: test mode, live shopping on, the given database."""
+    """The settings a test server needs: test mode, live shopping on, the given database.
+
+    Its Redis channels carry this run's prefix; `REDIS_CHANNEL_PREFIX=""` leaves it unset, so
+    the server derives one from its database as a deployment does.
+    """
     return {
         "APP_ENV": "test",
         "FEATURE_LIVE_SHOPPING_ENABLED": "true",
         "JWT_SECRET": "live-server-secret-that-is-long-enough-for-hs256",
         "DATABASE_URL": database_url,
+        "REDIS_CHANNEL_PREFIX": RUN_CHANNEL_PREFIX,
         **settings,
     }
 

@@ -21,6 +21,11 @@ import httpx
 # Keys that only staff may see (DESIGN.md 3): cost, internal notes, credit.
 STAFF_ONLY_KEY = re.compile(r"cost|cogs|internal|notes|credit|exposure|margin", re.IGNORECASE)
 
+# Announced on the system's own schedule, not by any call a test makes: who is watching changes
+# a beat after a stream opens (and a grace period after it leaves), so these events may fall
+# anywhere among a test's own. Tests about changes look past them (`changes`).
+WATCHING_EVENTS = frozenset({"PRESENCE"})
+
 
 @dataclass(frozen=True, slots=True)
 class Frame:
@@ -133,6 +138,21 @@ class EventStream:
             ) from None
         return taken
 
+    async def next_changes(self, count: int, within: float) -> list[Frame]:
+        """The next `count` event frames that announce changes (see WATCHING_EVENTS)."""
+        taken: list[Frame] = []
+        try:
+            async with asyncio.timeout(within):
+                while len(taken) < count:
+                    frame = await self.next_frame()
+                    if frame.is_event and frame.event not in WATCHING_EVENTS:
+                        taken.append(frame)
+        except TimeoutError:
+            raise AssertionError(
+                f"only {len(taken)} of {count} changes within {within} s: {taken}"
+            ) from None
+        return taken
+
     async def events_until(self, last_seq: int, within: float) -> list[Frame]:
         """Event frames up to and including the one with id `last_seq`."""
         taken: list[Frame] = []
@@ -189,6 +209,11 @@ async def open_stream(
         await response.aclose()
 
 
+def changes(frames: list[Frame]) -> list[Frame]:
+    """The event frames among `frames` that announce changes, without WATCHING_EVENTS."""
+    return [f for f in frames if f.is_event and f.event not in WATCHING_EVENTS]
+
+
 def keys_in(value: Any) -> Iterator[str]:
     """Every object key anywhere inside a JSON value."""
     if isinstance(value, dict):
@@ -198,6 +223,18 @@ def keys_in(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from keys_in(item)
+
+
+def values_in(value: Any) -> Iterator[Any]:
+    """Every scalar anywhere inside a JSON value."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from values_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from values_in(item)
+    else:
+        yield value
 
 
 def staff_only_keys(value: Any) -> set[str]:

@@ -21,10 +21,11 @@ from redis import asyncio as aioredis
 
 from app.db.models import SessionStatus
 from app.domain.outbox import AppendedEvent
-from app.events.bus import CHANNEL_PREFIX, MemoryBus, RedisBus
+from app.events.bus import UNSCOPED_CHANNELS, MemoryBus, RedisBus
+from app.events.channels import Channels
 from app.events.frames import Audience, LiveEvent, frame
 from app.events.hub import Hub, Listener, Signal
-from tests import services
+from tests import live_server, services
 from tests.private_redis import private_redis
 
 WAIT_S = 3.0
@@ -196,7 +197,8 @@ def random_session_id() -> int:
 
 
 async def numsub(client: aioredis.Redis, session_id: int) -> int:
-    [(_, count)] = await client.pubsub_numsub(f"{CHANNEL_PREFIX}{session_id}")
+    """Subscribers of the session's channel as a RedisBus built without channels names it."""
+    [(_, count)] = await client.pubsub_numsub(UNSCOPED_CHANNELS.session(session_id))
     return int(count)
 
 
@@ -286,6 +288,34 @@ async def test_a_worker_subscribes_once_and_unsubscribes_when_its_last_listener_
     await worker.unlisten(second)
     await until_numsub(redis_admin, session_id, 0)
     assert not worker.hub.listens_to(session_id)
+
+
+@pytest.mark.redis
+async def test_buses_of_two_deployments_on_one_redis_never_take_each_others_events(
+    redis_url: str, redis_admin: aioredis.Redis
+) -> None:
+    # Prefixes of this run's own, so that no other run's buses on the shared Redis interfere.
+    prefix = live_server.RUN_CHANNEL_PREFIX
+    ours = await started(RedisBus(redis_url, channels=Channels(f"{prefix}-ours")))
+    theirs = await started(RedisBus(redis_url, channels=Channels(f"{prefix}-theirs")))
+    try:
+        session_id = random_session_id()  # the same session id and seq on both deployments
+        our_listener = await ours.listen(session_id, Audience.STAFF)
+        their_listener = await theirs.listen(session_id, Audience.STAFF)
+        for control in (ours.channels.control, theirs.channels.control):
+            assert await redis_admin.pubsub_numsub(control) == [(control.encode(), 1)]
+
+        await theirs.publish([appended(session_id, 1, deployment="theirs")])
+        await ours.publish([appended(session_id, 1, deployment="ours")])
+
+        assert b'"deployment":"ours"' in (await next_event(our_listener)).staff_frame
+        assert b'"deployment":"theirs"' in (await next_event(their_listener)).staff_frame
+        assert await our_listener.next(0.2) in (None, Signal.RESYNC)
+        await ours.unlisten(our_listener)
+        await theirs.unlisten(their_listener)
+    finally:
+        await ours.close()
+        await theirs.close()
 
 
 async def test_without_redis_publishing_never_raises_and_the_bus_says_it_is_unhealthy() -> None:

@@ -17,7 +17,7 @@ from litestar import Litestar
 from redis import asyncio as aioredis
 
 from app.config import Settings
-from app.events import outbox_watch, sse
+from app.events import outbox_watch, replay
 from app.events.bus import CHANNEL_PREFIX, RedisBus
 from app.events.frames import Audience, LiveEvent
 from app.events.hub import Listener, Signal
@@ -348,12 +348,12 @@ async def test_idle_streams_of_one_session_share_their_outbox_polling(
         make_settings(settings.database_url, LIVE_SHOPPING_HEARTBEAT_MS="100")
     )
     polls = 0
-    real_latest_seq = sse.latest_seq
+    real_events_after = replay.events_after
 
-    async def counted_latest_seq(db: Any, sid: int) -> int:
+    async def counted_events_after(db: Any, sid: int, after: int, **kwargs: Any) -> Any:
         nonlocal polls
         polls += 1
-        return await real_latest_seq(db, sid)
+        return await real_events_after(db, sid, after, **kwargs)
 
     real_latest_seqs = outbox_watch.latest_seqs
 
@@ -362,7 +362,7 @@ async def test_idle_streams_of_one_session_share_their_outbox_polling(
         polls += 1
         return await real_latest_seqs(db, sids)
 
-    monkeypatch.setattr(sse, "latest_seq", counted_latest_seq)
+    monkeypatch.setattr(replay, "events_after", counted_events_after)
     monkeypatch.setattr(outbox_watch, "latest_seqs", counted_latest_seqs)
     watcher = asyncio.create_task(outbox_watch.watch_outbox(services))
     readers = [Reader() for _ in range(20)]

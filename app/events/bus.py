@@ -4,7 +4,10 @@
 each worker publishes over a small connection pool and holds one pub/sub connection, on which
 it subscribes to a session's channel when its first local stream for that session opens and
 unsubscribes when the last one leaves. Redis is a fast path only; the outbox is the truth, so
-losing Redis delays events (streams backfill from the outbox) but never loses them.
+losing Redis delays events (streams backfill from the outbox) but never loses them. Every
+channel carries the deployment's prefix (app/events/channels.py): session ids and sequence
+numbers are only unique within one database, so deployments sharing a Redis must not share
+channels.
 """
 
 from __future__ import annotations
@@ -24,14 +27,18 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import Settings
 from app.domain.outbox import AppendedEvent, appended_events
+from app.events.channels import Channels
 from app.events.frames import Audience, LiveEvent
 from app.events.hub import Hub, Listener
 
 log = logging.getLogger("app.events")
 
-CHANNEL_PREFIX = "liveshop:session:"
-CONTROL_CHANNEL = "liveshop:control"
+# The channels of a RedisBus built without a deployment's (only tests build one so); a served
+# app always passes Channels.for_deployment(settings), see create_bus.
+UNSCOPED_CHANNELS = Channels("liveshop")
+CHANNEL_PREFIX = "liveshop:session:"  # UNSCOPED_CHANNELS.session(id) without the id
 LISTENER_QUEUE_SIZE = 256
 PUBLISH_TIMEOUT_S = 1.0
 SUBSCRIBE_CONFIRM_S = 1.0
@@ -109,10 +116,16 @@ class MemoryBus(EventBus):
 
 class RedisBus(EventBus):
     def __init__(
-        self, url: str, *, queue_size: int = LISTENER_QUEUE_SIZE, liveness_s: float = LIVENESS_S
+        self,
+        url: str,
+        *,
+        channels: Channels = UNSCOPED_CHANNELS,
+        queue_size: int = LISTENER_QUEUE_SIZE,
+        liveness_s: float = LIVENESS_S,
     ) -> None:
         super().__init__(queue_size=queue_size)
         self._url = url
+        self.channels = channels
         self._liveness_s = liveness_s
         self._client: aioredis.Redis | None = None
         self._pubsub: Any = None  # redis.asyncio.client.PubSub while connected
@@ -167,7 +180,8 @@ class RedisBus(EventBus):
                 async with self._client.pipeline(transaction=False) as pipe:
                     for event in events:
                         message = BusMessage(event.session_id, event.seq, event.type, event.payload)
-                        pipe.publish(_channel(event.session_id), _message_encoder.encode(message))
+                        channel = self.channels.session(event.session_id)
+                        pipe.publish(channel, _message_encoder.encode(message))
                     await pipe.execute()
         except (RedisError, OSError, TimeoutError) as exc:
             # Committed already: streams find these events in the outbox (gap or resync).
@@ -179,23 +193,24 @@ class RedisBus(EventBus):
             if pubsub is None:
                 return  # the reader subscribes to every listened session when it reconnects
             wanted = self.hub.listens_to(session_id)
+            channel = self.channels.session(session_id)
             try:
                 if wanted and session_id not in self._subscribed:
                     # Wait for Redis to confirm, so that a stream reading its snapshot next
                     # cannot miss an event published in between.
                     confirmed = asyncio.get_running_loop().create_future()
-                    self._confirmations[_channel(session_id).encode()] = confirmed
-                    await pubsub.subscribe(_channel(session_id))
+                    self._confirmations[channel.encode()] = confirmed
+                    await pubsub.subscribe(channel)
                     self._subscribed.add(session_id)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(confirmed, SUBSCRIBE_CONFIRM_S)
                 elif not wanted and session_id in self._subscribed:
-                    await pubsub.unsubscribe(_channel(session_id))
+                    await pubsub.unsubscribe(channel)
                     self._subscribed.discard(session_id)
             except (RedisError, OSError) as exc:
                 log.warning("Redis (un)subscribe failed, the reader will reconnect: %s", exc)
             finally:
-                self._confirmations.pop(_channel(session_id).encode(), None)
+                self._confirmations.pop(channel.encode(), None)
 
     async def _read_forever(self) -> None:
         assert self._client is not None
@@ -204,14 +219,15 @@ class RedisBus(EventBus):
             pubsub = self._client.pubsub()
             try:
                 async with self._lock:
-                    await pubsub.subscribe(CONTROL_CHANNEL)
+                    await pubsub.subscribe(self.channels.control)
                     self._subscribed = set(self.hub.session_ids())
                     if self._subscribed:
-                        await pubsub.subscribe(*(_channel(s) for s in self._subscribed))
+                        channels = [self.channels.session(s) for s in self._subscribed]
+                        await pubsub.subscribe(*channels)
                     self._pubsub = pubsub
                 if not self._connected.is_set():
                     self._connected.set()
-                    log.info("Redis event bus connected")
+                    log.info("Redis event bus connected (channels %s:*)", self.channels.prefix)
                 # Anything published while we were not subscribed is only in the outbox.
                 self.hub.resync_all()
                 delay = 0.05
@@ -257,9 +273,7 @@ class RedisBus(EventBus):
         self.hub.deliver(live)
 
 
-def _channel(session_id: int) -> str:
-    return f"{CHANNEL_PREFIX}{session_id}"
-
-
-def create_bus(redis_url: str | None) -> EventBus:
-    return RedisBus(redis_url) if redis_url else MemoryBus()
+def create_bus(settings: Settings) -> EventBus:
+    if settings.redis_url is None:
+        return MemoryBus()
+    return RedisBus(settings.redis_url, channels=Channels.for_deployment(settings))

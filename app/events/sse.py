@@ -10,6 +10,11 @@ a newer event, the mailbox overflowed) makes the stream read the outbox itself.
 An idle stream never queries on its own: it only sends heartbeats. The stream ends after the
 session's final event.
 
+No stream holds a database connection while it writes: it reads (the snapshot, or a page of
+the outbox, app/events/replay.py), gives the connection back, then writes. A client that does
+not take what is written is dropped once one write has waited WRITE_STALL_S; it resumes later
+with Last-Event-ID and loses nothing.
+
 These are raw ASGI handlers: a stream is long-lived and cheap, so it keeps no framework
 request/response objects around.
 """
@@ -27,7 +32,7 @@ from urllib.parse import parse_qs
 from litestar import asgi
 from litestar.enums import ScopeType
 from litestar.exceptions import ClientException
-from litestar.types import HTTPResponseStartEvent, Receive, Scope, Send
+from litestar.types import HTTPResponseStartEvent, Message, Receive, Scope, Send
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,7 +40,7 @@ from app.db.models import LiveSession
 from app.domain.actors import STAFF_ROLES, Actor, Role
 from app.domain.announce import client_snapshot, staff_snapshot
 from app.domain.errors import Forbidden, InvalidInput
-from app.domain.outbox import EventType, events_after, latest_seq
+from app.domain.outbox import EventType
 from app.domain.sessions import session_for_client, session_for_staff
 from app.domain.status import FINAL_STATUSES
 from app.events.frames import HEARTBEAT, Audience, LiveEvent, frame, retry_hint
@@ -48,7 +53,12 @@ from app.runtime import Services
 log = logging.getLogger("app.events.sse")
 
 RETRY_MS = 2000
-REPLAY_PAGE = 500
+# How long one write may wait for the client to take data before the stream is dropped. A write
+# waits only once the socket's kernel buffer and the server's transport buffer (64 KiB) are
+# full, i.e. the client has taken nothing for a while. Ten seconds rides out a congested mobile
+# link or a handover (TCP's retransmissions back off over a few seconds), yet frees a dead or
+# frozen client's stream, and the page it holds, well before the next heartbeat (30 s).
+WRITE_STALL_S = 10.0
 _MAX_EVENT_ID = 2**31 - 1
 
 STREAM_HEADERS: list[tuple[bytes, bytes]] = [
@@ -197,6 +207,25 @@ def _response_start(status: int, headers: list[tuple[bytes, bytes]]) -> HTTPResp
     return {"type": "http.response.start", "status": status, "headers": headers}
 
 
+class ClientStalled(Exception):
+    """The client took nothing for WRITE_STALL_S while a write waited: the stream is dropped."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Opening:
+    """How a stream opens, read in one short transaction before anything is written."""
+
+    latest_seq: int  # the session's newest event id
+    final: bool  # the session is converted or cancelled
+    snapshot: bytes | None = None  # a SESSION_SNAPSHOT frame at latest_seq, or
+    resume_after: int | None = None  # the id to replay the outbox after
+
+    @property
+    def nothing_left(self) -> bool:
+        """The story is over and the client has all of it."""
+        return self.final and self.resume_after == self.latest_seq
+
+
 class _Stream:
     def __init__(
         self,
@@ -240,11 +269,16 @@ class _Stream:
         try:
             if await self._start(last_event_id):
                 await self._live()
-                await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+                await self._send_within(
+                    {"type": "http.response.body", "body": b"", "more_body": False}
+                )
         except asyncio.CancelledError:
             if not reason:
                 raise  # shutdown, not ours to swallow
             task.uncancel()
+        except ClientStalled:
+            # Returning without ending the response makes the server close the connection.
+            log.info("dropped a stream of session %s: its client stopped reading", self.session_id)
         except OSError:
             pass  # the connection went away under a write
         finally:
@@ -252,30 +286,36 @@ class _Stream:
 
     async def _start(self, last_event_id: int | None) -> bool:
         """Open the stream with a snapshot or a replay; False when there is nothing to stream."""
+        opening = await self._read_opening(last_event_id)
+        if opening.nothing_left:
+            # 204 stops EventSource from reconnecting.
+            await self._send_within(_response_start(204, []))
+            await self._send_within({"type": "http.response.body", "body": b"", "more_body": False})
+            return False
+        await self._send_within(_response_start(200, STREAM_HEADERS))
+        await self._write(retry_hint(RETRY_MS))
+        if opening.snapshot is not None:
+            await self._write(opening.snapshot)
+            self.last_seq = opening.latest_seq
+            self.final = opening.final
+        else:
+            assert opening.resume_after is not None
+            self.last_seq = opening.resume_after
+            await self._backfill()
+        return True
+
+    async def _read_opening(self, last_event_id: int | None) -> _Opening:
         async with self.services.db.read_sessions() as db:
             live = await self.spec.load(db, self.actor)
-            resume = last_event_id is not None and last_event_id <= live.last_event_seq
-            final = live.status in FINAL_STATUSES
-            if resume and final and last_event_id == live.last_event_seq:
-                # The story is over and the client has all of it: 204 stops EventSource from
-                # reconnecting.
-                await self._send(_response_start(204, []))
-                await self._send({"type": "http.response.body", "body": b"", "more_body": False})
-                return False
-            await self._send(_response_start(200, STREAM_HEADERS))
-            await self._write(retry_hint(RETRY_MS))
-            if resume:
-                assert last_event_id is not None
-                self.last_seq = last_event_id
-                await self._backfill(db)
-            else:
-                # A fresh stream (or an id from the future): the whole state, labelled with the
-                # sequence number it includes, so a reconnect can resume right after it.
-                snapshot = await self.spec.snapshot(db, live)
-                self.last_seq = live.last_event_seq
-                await self._write(frame(self.last_seq, EventType.SESSION_SNAPSHOT.value, snapshot))
-                self.final = final
-        return True
+            latest, final = live.last_event_seq, live.status in FINAL_STATUSES
+            if last_event_id is not None and last_event_id <= latest:
+                return _Opening(latest, final, resume_after=last_event_id)
+            # A fresh stream (or an id from the future): the whole state, labelled with the
+            # sequence number it includes, so a reconnect can resume right after it. Encoded
+            # here, so that the connection goes back before the first byte is written.
+            snapshot = await self.spec.snapshot(db, live)
+            body = frame(latest, EventType.SESSION_SNAPSHOT.value, snapshot)
+            return _Opening(latest, final, snapshot=body)
 
     async def _live(self) -> None:
         heartbeat_s = self.services.settings.heartbeat_ms / 1000
@@ -303,28 +343,35 @@ class _Stream:
 
     async def _catch_up(self) -> None:
         try:
-            async with self.services.db.read_sessions() as db:
-                if await latest_seq(db, self.session_id) > self.last_seq:
-                    await self._backfill(db)
+            await self._backfill()
         except SQLAlchemyError as exc:
             # The database is away: keep the stream and its heartbeat; the next tick retries,
             # and last_seq only ever moves past events actually written.
             log.warning("stream catch-up failed, retrying later: %s", exc)
 
-    async def _backfill(self, db: AsyncSession) -> None:
+    async def _backfill(self) -> None:
+        """Write the outbox events after last_seq, a page at a time, holding no connection."""
+        outbox = self.services.outbox
         while True:
-            events = await events_after(db, self.session_id, self.last_seq, limit=REPLAY_PAGE)
-            for event in events:
-                live_event = LiveEvent.of(event)
-                await self._write(live_event.frame_for(self.spec.audience))
-                self.last_seq = live_event.seq
-                self.final = self.final or live_event.final
-            if len(events) < REPLAY_PAGE:
+            page = await outbox.after(self.session_id, self.last_seq)
+            for event in page:
+                await self._write(event.frame_for(self.spec.audience))
+                self.last_seq = event.seq
+                self.final = self.final or event.final
+            if len(page) < outbox.page_size:
                 return
 
     async def _write(self, body: bytes) -> None:
-        await self._send({"type": "http.response.body", "body": body, "more_body": True})
+        await self._send_within({"type": "http.response.body", "body": body, "more_body": True})
         self._last_write = time.monotonic()
+
+    async def _send_within(self, message: Message) -> None:
+        """Send, or raise ClientStalled once the client has taken nothing for WRITE_STALL_S."""
+        try:
+            async with asyncio.timeout(WRITE_STALL_S):
+                await self._send(message)
+        except TimeoutError:
+            raise ClientStalled from None
 
 
 async def _watch_disconnect(receive: Receive, stop: Callable[[str], None]) -> None:
