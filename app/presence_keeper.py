@@ -19,6 +19,7 @@ from app.domain.presence import (
     Sides,
     forget_worker,
     keep_watched_alive,
+    near_their_deadline,
     reconcile,
     record_worker_streams,
     sessions_to_reconcile,
@@ -105,7 +106,11 @@ class PresenceKeeper:
 
     async def _keep_alive(self, streams: Mapping[int, Sides]) -> None:
         margin = hold_warning(self.services) + timedelta(seconds=REFRESH_S * 2)
-        for session_id in sorted(streams):
+        async with self.services.db.read_sessions() as session:
+            # Most watched sessions are far from their deadline: find the few that are not
+            # with one read, and lock only those.
+            due = await near_their_deadline(session, streams, before=utcnow() + margin)
+        for session_id in due:
             async with self.services.db.write_sessions() as session:
                 if await keep_watched_alive(session, session_id, now=utcnow(), margin=margin):
                     await self.services.bus.commit(session)

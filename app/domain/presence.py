@@ -58,14 +58,37 @@ async def forget_worker(db: AsyncSession, worker: str) -> None:
 
 
 async def sessions_to_reconcile(db: AsyncSession, *, stale_before: datetime) -> list[int]:
-    """Sessions whose announced presence may be out of date: announced as watched, or with
-    rows of a worker that stopped refreshing them.
+    """Sessions whose announced presence disagrees with the rows (a missed announcement, or a
+    worker that died and stopped refreshing its rows), read without locks: only these need a
+    reconcile.
     """
-    announced = select(LiveSession.id).where(
-        or_(LiveSession.host_present.is_(True), LiveSession.client_present.is_(True))
-    )
-    stale = select(SessionPresence.session_id).where(SessionPresence.seen_at < stale_before)
-    return sorted(set((await db.scalars(announced)).all()) | set((await db.scalars(stale)).all()))
+    announced = {
+        session_id: (host, client)
+        for session_id, host, client in await db.execute(
+            select(LiveSession.id, LiveSession.host_present, LiveSession.client_present).where(
+                or_(LiveSession.host_present.is_(True), LiveSession.client_present.is_(True))
+            )
+        )
+    }
+    observed: dict[int, set[PresenceSide]] = {}
+    stale: set[int] = set()
+    for session_id, side, seen_at in await db.execute(
+        select(SessionPresence.session_id, SessionPresence.side, SessionPresence.seen_at)
+    ):
+        if seen_at < stale_before:
+            stale.add(session_id)
+        else:
+            observed.setdefault(session_id, set()).add(side)
+    differ = {
+        session_id
+        for session_id in announced.keys() | observed.keys()
+        if announced.get(session_id, (False, False))
+        != (
+            PresenceSide.HOST in observed.get(session_id, ()),
+            PresenceSide.CLIENT in observed.get(session_id, ()),
+        )
+    }
+    return sorted(differ | stale)
 
 
 async def reconcile(db: AsyncSession, session_id: int, *, stale_before: datetime) -> bool:
@@ -111,6 +134,25 @@ async def reconcile(db: AsyncSession, session_id: int, *, stale_before: datetime
     touch(live)  # arriving and leaving are activity: the deadline runs from now
     await announce(db, live, EventType.PRESENCE, actor=None, change=change)
     return True
+
+
+async def near_their_deadline(
+    db: AsyncSession, session_ids: Iterable[int], *, before: datetime, chunk: int = 500
+) -> list[int]:
+    """Those of the sessions whose holds expire before `before` (a plain read, no locks)."""
+    ids = sorted(set(session_ids))
+    due: list[int] = []
+    for start in range(0, len(ids), chunk):
+        due += (
+            await db.scalars(
+                select(LiveSession.id).where(
+                    LiveSession.id.in_(ids[start : start + chunk]),
+                    LiveSession.status.in_(list(OPEN_STATUSES)),
+                    LiveSession.holds_expire_at < before,
+                )
+            )
+        ).all()
+    return due
 
 
 async def keep_watched_alive(
