@@ -30,4 +30,4 @@ async def health(ctx: CallContext, params: NoInput) -> Health:
 @rpc.query("discover", roles=None)
 async def discover(ctx: CallContext, params: NoInput) -> dict[str, Any]:
     """The OpenRPC 1.3 document of every procedure this server exposes."""
-    return openrpc_document(ctx.registry)
+    return openrpc_document(ctx.registry, ctx.base_url)

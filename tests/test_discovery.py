@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import msgspec
 import pytest
 import referencing
 import referencing.jsonschema
-from jsonschema import Draft7Validator
+from jsonschema import Draft7Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 from litestar.testing import AsyncTestClient
 
@@ -34,6 +35,24 @@ JSON_SCHEMA_TOOLS = (
 )
 LIVE_SHOPPING_NAMESPACES = ("liveShopping.", "vipPortalLiveShopping.")
 REF_PREFIX = "#/components/schemas/"
+# RFC 3986 section 3: an absolute URI is a scheme, a colon, then only URI characters.
+ABSOLUTE_URI = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.-]*:(?:[A-Za-z0-9._~!$&'()*+,;=:@/?#\[\]-]|%[0-9A-Fa-f]{2})*"
+)
+
+
+def format_checker() -> FormatChecker:
+    """Every format jsonschema checks, with "uri" checked even without its optional parsers.
+
+    jsonschema checks "uri" only when rfc3987 or rfc3986-validator is installed (neither is a
+    dependency here) and otherwise passes anything; RFC 3986's absolute-URI grammar stands in.
+    """
+    checker = FormatChecker()
+    if "uri" not in checker.checkers:
+        checker.checks("uri")(
+            lambda value: not isinstance(value, str) or bool(ABSOLUTE_URI.fullmatch(value))
+        )
+    return checker
 
 
 def openrpc_validator() -> Draft7Validator:
@@ -56,7 +75,7 @@ def openrpc_validator() -> Draft7Validator:
     registry: referencing.Registry[Any] = referencing.Registry().with_resource(
         JSON_SCHEMA_TOOLS, resource
     )
-    return Draft7Validator(meta, registry=registry)
+    return Draft7Validator(meta, registry=registry, format_checker=format_checker())
 
 
 def refs_in(node: Any) -> Iterator[str]:
@@ -69,6 +88,24 @@ def refs_in(node: Any) -> Iterator[str]:
     elif isinstance(node, list):
         for item in node:
             yield from refs_in(item)
+
+
+def decimal_schemas(node: Any, schemas: dict[str, Any], seen: set[str]) -> Iterator[dict[str, Any]]:
+    """The schemas of decimals under `node`, following refs into components once each."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            name = ref.removeprefix(REF_PREFIX)
+            if name not in seen:
+                seen.add(name)
+                yield from decimal_schemas(schemas[name], schemas, seen)
+        if node.get("format") == "decimal":
+            yield node
+        for value in node.values():
+            yield from decimal_schemas(value, schemas, seen)
+    elif isinstance(node, list):
+        for item in node:
+            yield from decimal_schemas(item, schemas, seen)
 
 
 def enabled_procedures(live_shopping: bool) -> list[Procedure]:
@@ -97,11 +134,16 @@ async def test_the_document_validates_against_the_openrpc_1_3_meta_schema(
     validator = openrpc_validator()
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
     assert errors == []
-    # ...and the meta-schema is really checking: a method without a result is refused.
+    # ...and the meta-schema is really checking: a method without a result is refused,
     broken = copy.deepcopy(document)
     del broken["methods"][0]["result"]
     with pytest.raises(ValidationError):
         validator.validate(broken)
+    # ...and so are formats: a server URL that is not an absolute URI.
+    relative = copy.deepcopy(document)
+    relative["servers"][0]["url"] = "/rpc"
+    with pytest.raises(ValidationError, match="is not a 'uri'"):
+        validator.validate(relative)
 
 
 async def test_the_document_declares_openrpc_1_3_and_the_rpc_server(
@@ -109,7 +151,18 @@ async def test_the_document_declares_openrpc_1_3_and_the_rpc_server(
 ) -> None:
     assert document["openrpc"].startswith("1.3.")
     assert document["info"]["title"]
-    assert [server["url"] for server in document["servers"]] == ["/rpc"]
+    assert [server["url"] for server in document["servers"]] == ["http://testserver.local/rpc"]
+
+
+async def test_the_server_url_is_built_from_the_request_on_every_transport(rpc: Rpc) -> None:
+    host = {"host": "shop.example:8443"}
+    posted = await rpc.http.post(
+        "/rpc", json={"jsonrpc": "2.0", "id": 1, "method": "rpc.discover"}, headers=host
+    )
+    got = await rpc.http.get("/rpc/rpc.discover", headers=host)
+    for response in (posted, got):
+        (server,) = response.json()["result"]["servers"]
+        assert server["url"] == "http://shop.example:8443/rpc"
 
 
 async def test_every_ref_resolves_inside_components_schemas(document: dict[str, Any]) -> None:
@@ -161,6 +214,33 @@ async def test_param_schemas_carry_the_input_constraints(document: dict[str, Any
     assert params["productId"]["schema"]["type"] == "integer"
     assert params["productId"]["schema"]["minimum"] == 1
     assert params["code"]["schema"]["maxLength"] == 64
+
+
+async def test_every_decimal_a_method_accepts_is_a_string_with_its_grammar_or_a_number(
+    document: dict[str, Any],
+) -> None:
+    schemas = document["components"]["schemas"]
+    accepted = [
+        schema
+        for method in document["methods"]
+        for param in method["params"]
+        for schema in decimal_schemas(param["schema"], schemas, set())
+    ]
+    assert accepted, "no method takes a decimal; the check below would prove nothing"
+    for schema in accepted:
+        assert schema["type"] == ["string", "number"], schema
+        assert schema["pattern"] == "^-?[0-9]+(\\.[0-9]+)?$", schema
+
+
+async def test_every_decimal_a_method_returns_is_a_string(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    returned = [
+        schema
+        for method in document["methods"]
+        for schema in decimal_schemas(method["result"]["schema"], schemas, set())
+    ]
+    assert returned, "no method returns a decimal; the check below would prove nothing"
+    assert all(schema["type"] == "string" for schema in returned)
 
 
 # --- the feature flag -----------------------------------------------------------------------

@@ -43,6 +43,45 @@ class ErrorCode(enum.Enum):
         return "BAD_REQUEST" if self is ErrorCode.INVALID_PARAMS else self.name
 
 
+class TrpcCode(enum.Enum):
+    """What /trpc answers: tRPC's name -> (number, HTTP status), as @trpc/server v11 has them
+    (TRPC_ERROR_CODES_BY_KEY, JSONRPC2_TO_HTTP_CODE). /rpc keeps its own codes (ErrorCode)."""
+
+    PARSE_ERROR = (-32700, 400)
+    BAD_REQUEST = (-32600, 400)
+    UNAUTHORIZED = (-32001, 401)
+    FORBIDDEN = (-32003, 403)
+    NOT_FOUND = (-32004, 404)
+    METHOD_NOT_SUPPORTED = (-32005, 405)  # only the tRPC adapter refuses a verb per procedure
+    TIMEOUT = (-32008, 408)
+    CONFLICT = (-32009, 409)
+    PRECONDITION_FAILED = (-32012, 412)
+    PAYLOAD_TOO_LARGE = (-32013, 413)
+    UNPROCESSABLE_CONTENT = (-32022, 422)
+    TOO_MANY_REQUESTS = (-32029, 429)
+    INTERNAL_SERVER_ERROR = (-32603, 500)
+
+    @property
+    def rpc_code(self) -> int:
+        return self.value[0]
+
+    @property
+    def http_status(self) -> int:
+        return self.value[1]
+
+    @classmethod
+    def of(cls, code: ErrorCode) -> TrpcCode:
+        """tRPC's code for one of /rpc's: the same name, except where JSON-RPC has its own."""
+        return _TRPC_NAMES.get(code) or cls[code.name]
+
+
+# A tRPC server answers an unknown path NOT_FOUND and invalid input BAD_REQUEST (-32600).
+_TRPC_NAMES = {
+    ErrorCode.METHOD_NOT_FOUND: TrpcCode.NOT_FOUND,
+    ErrorCode.INVALID_PARAMS: TrpcCode.BAD_REQUEST,
+}
+
+
 class Issue(msgspec.Struct, frozen=True):
     path: str
     message: str

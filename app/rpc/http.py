@@ -14,6 +14,7 @@ from litestar import Litestar, Request, Response, asgi, get, route
 from litestar.enums import ScopeType
 from litestar.exceptions import ClientException, MethodNotAllowedException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.response import Stream
 from litestar.types import Receive, Scope, Send
 
 from app.rpc import jsonrpc, trpc
@@ -275,7 +276,7 @@ async def rpc_get(request: AnyRequest) -> Response[bytes]:
 
 
 @route("/trpc/{paths:str}", http_method=["GET", "POST"])
-async def trpc_route(request: AnyRequest) -> Response[bytes]:
+async def trpc_route(request: AnyRequest) -> Response[Any]:
     paths: str = request.path_params["paths"]
     caller = caller_of(request)
     if request.method == "GET":
@@ -287,15 +288,23 @@ async def trpc_route(request: AnyRequest) -> Response[bytes]:
             envelope = trpc.error_envelope(body, paths)
             return _answer(body.code.http_status, envelope, caller, close=_is_unread(body))
         raw_input = body
-    status, payload = await trpc.handle(
+    answer = await trpc.handle(
         dispatcher_of(request),
-        paths,
-        http_method=request.method,
-        batch=request.query_params.get("batch") in {"1", "true"},
-        raw_input=raw_input,
-        caller=caller,
+        trpc.Request(
+            paths=paths,
+            http_method=request.method,
+            batch=request.query_params.get("batch") in {"1", "true"},
+            raw_input=raw_input,
+            streaming=trpc.wants_jsonl(
+                request.headers.get("trpc-accept"), request.headers.get("accept")
+            ),
+        ),
+        caller,
     )
-    return _answer(status, payload, caller)
+    headers = {**answer.headers, "x-request-id": caller.request_id}
+    if isinstance(answer.body, bytes):
+        return Response(answer.body, status_code=answer.status, media_type=JSON, headers=headers)
+    return Stream(answer.body, status_code=answer.status, media_type=JSON, headers=headers)
 
 
 ROUTES = [rpc_post, rpc_get, trpc_route]
