@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import re
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,9 +37,13 @@ from live_shopping_client import (
     AsyncLiveShoppingClient,
     AsyncSubscription,
     Event,
+    Forbidden,
     LiveShoppingClient,
+    NotFound,
     RpcError,
     Subscription,
+    TransportError,
+    Unauthorized,
 )
 
 HEARTBEAT_MS = 500
@@ -384,19 +389,32 @@ def test_a_client_cannot_follow_another_clients_room(room: Room, tokens: Tokens)
         stranger = admin.clients.create(name="Mallory")
     with LiveShoppingClient(room.base_url, token=tokens.client(stranger.id)) as mallory:
         events = mallory.subscribe_room(room.room_code)
-        with deadline(), pytest.raises(RpcError) as refused:
+        with deadline(), pytest.raises(NotFound) as refused:
             next(events)
         with pytest.raises(StopIteration):
             next(events)  # refused once and for all, not retried
     assert (refused.value.code, refused.value.http_status) == ("NOT_FOUND", 404)
+    assert isinstance(refused.value, RpcError)
 
 
 async def test_refusals_raise_rpc_errors_on_the_async_client_too(room: Room) -> None:
     async with room.async_vip() as vip, AsyncLiveShoppingClient(room.base_url) as anonymous:
         async with asyncio.timeout(READ_S):
-            with pytest.raises(RpcError) as wrong_stream:
+            with pytest.raises(Forbidden) as wrong_stream:
                 await anext(vip.subscribe_session(room.session_id))
-            with pytest.raises(RpcError) as no_token:
+            with pytest.raises(Unauthorized) as no_token:
                 await anext(anonymous.subscribe_room(room.room_code))
     assert (wrong_stream.value.code, wrong_stream.value.http_status) == ("FORBIDDEN", 403)
     assert (no_token.value.code, no_token.value.http_status) == ("UNAUTHORIZED", 401)
+
+
+def test_a_stream_that_never_opens_raises_transport_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens there once the probe is closed
+    with LiveShoppingClient(f"http://127.0.0.1:{port}") as client:
+        events = client.subscribe_session(1)
+        with deadline(), pytest.raises(TransportError) as unreachable:
+            next(events)
+    assert not unreachable.value.timed_out
+    assert "/api/sse/live-shopping/1" in str(unreachable.value)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import contextlib
+import dataclasses
 import enum
 import os
 import re
@@ -24,8 +26,10 @@ import msgspec
 import pytest
 
 from app.auth import TokenService
-from app.codegen import MARKER, generate, render_clients
-from app.codegen.model import CodegenError
+from app.codegen import MARKER, generate, python_client, render_clients
+from app.codegen.model import CodegenError, build_api
+from app.codegen.runtime import errors as runtime_errors
+from app.codegen.trpc_router import trpc_router_module
 from app.config import Settings
 from app.rpc.context import CallContext
 from app.rpc.registry import Input, Namespace, NoInput, Output, Registry
@@ -38,8 +42,15 @@ sys.path.insert(0, str(CLIENT_ROOT))  # the client is its own distribution, not 
 
 from live_shopping_client import (  # noqa: E402
     AsyncLiveShoppingClient,
+    BadRequest,
+    Forbidden,
     LiveShoppingClient,
+    LiveShoppingError,
+    NotFound,
+    PreconditionFailed,
     RpcError,
+    TransportError,
+    Unauthorized,
 )
 from live_shopping_client.models import (  # noqa: E402
     ClientSessionWithCart,
@@ -112,7 +123,7 @@ def _wait_until_serving(base_url: str, process: subprocess.Popen[bytes], log: Pa
             try:
                 client.system.health()
                 return
-            except httpx.TransportError:
+            except TransportError:
                 time.sleep(0.05)
     pytest.fail(f"server did not answer in {READY_TIMEOUT_S} s:\n{log.read_text()}")
 
@@ -194,12 +205,12 @@ async def test_async_client_runs_a_live_session_from_both_sides(server: Server) 
     assert order.total == Decimal("16.88")  # 1.5 x 11.25, rounded half up
 
 
-def test_service_errors_arrive_as_typed_rpc_errors(server: Server) -> None:
+def test_each_error_code_raises_its_own_class_under_rpc_error(server: Server) -> None:
     with LiveShoppingClient(server.base_url, token=server.tokens.staff) as staff:
-        with pytest.raises(RpcError) as missing:
+        with pytest.raises(NotFound) as missing:
             staff.clients.get(client_id=987654)
-        with pytest.raises(RpcError) as invalid:
-            staff.live_shopping.add_to_cart(session_id=1, batch_id=1, quantity=Decimal(0))
+        with pytest.raises(BadRequest) as invalid:
+            staff.live_shopping.add_to_cart(session_id=1, batch_id=1, quantity=0)
     assert (missing.value.code, missing.value.rpc_code, missing.value.http_status) == (
         "NOT_FOUND",
         -32004,
@@ -210,13 +221,17 @@ def test_service_errors_arrive_as_typed_rpc_errors(server: Server) -> None:
     assert invalid.value.rpc_code == -32602
     assert invalid.value.issues[0]["path"] == "$.quantity"
 
-    with LiveShoppingClient(server.base_url) as anonymous, pytest.raises(RpcError) as unauth:
-        anonymous.catalog.create_product(name="X", sku="X", list_price=Decimal(1))
+    with LiveShoppingClient(server.base_url) as anonymous, pytest.raises(Unauthorized) as unauth:
+        anonymous.catalog.create_product(name="X", sku="X", list_price=1)
     assert (unauth.value.code, unauth.value.rpc_code, unauth.value.http_status) == (
         "UNAUTHORIZED",
         -32001,
         401,
     )
+    # The one class of before still catches them all, by its `code`.
+    for raised in (missing, invalid, unauth):
+        assert isinstance(raised.value, RpcError)
+        assert isinstance(raised.value, LiveShoppingError)
 
 
 async def test_async_client_raises_the_same_errors(server: Server) -> None:
@@ -224,12 +239,90 @@ async def test_async_client_raises_the_same_errors(server: Server) -> None:
         client = await staff.clients.create(name="Linus")
     client_token = server.tokens.client(client.id)
     async with AsyncLiveShoppingClient(server.base_url, token=client_token) as vip:
-        with pytest.raises(RpcError) as forbidden:
+        with pytest.raises(Forbidden) as forbidden:
             await vip.catalog.list_products()
-        with pytest.raises(RpcError) as not_found:
+        with pytest.raises(NotFound) as not_found:
             await vip.vip_portal_live_shopping.get_session_by_room_code(room_code="NOPE")
     assert (forbidden.value.code, forbidden.value.http_status) == ("FORBIDDEN", 403)
     assert (not_found.value.code, not_found.value.http_status) == ("NOT_FOUND", 404)
+
+
+def test_a_business_rule_refusal_is_precondition_failed(server: Server) -> None:
+    with LiveShoppingClient(server.base_url, token=server.tokens.admin) as admin:
+        product = admin.catalog.create_product(name="Rare", sku="RULE-1", list_price="5")
+        batch = admin.catalog.create_batch(
+            product_id=product.id, code="RULE-1-A", on_hand_qty=1, unit_cogs=1
+        )
+        client = admin.clients.create(name="Hopper")
+        session = admin.live_shopping.create_session(client_id=client.id)
+        with pytest.raises(PreconditionFailed) as refused:
+            admin.live_shopping.add_to_cart(
+                session_id=session.session_id, batch_id=batch.id, quantity="1.5"
+            )
+    assert refused.value.http_status == 412
+
+
+def test_decimal_params_take_ints_and_strings_and_enum_params_their_values(
+    server: Server,
+) -> None:
+    with LiveShoppingClient(server.base_url, token=server.tokens.admin) as admin:
+        product = admin.catalog.create_product(name="Jam", sku="WIRE-1", list_price="7.25")
+        batch = admin.catalog.create_batch(
+            product_id=product.id, code="WIRE-1-A", on_hand_qty=12, unit_cogs=Decimal("2.5")
+        )
+        client = admin.clients.create(name="Noether", price_adjustment_percent="-10")
+        session = admin.live_shopping.create_session(client_id=client.id)
+        cart = admin.live_shopping.add_to_cart(
+            session_id=session.session_id, batch_id=batch.id, quantity="1.5"
+        )
+        paused = admin.live_shopping.update_session_status(
+            session_id=session.session_id, status="PAUSED"
+        )
+        listed = admin.live_shopping.list_sessions(status="PAUSED", client_id=client.id)
+    assert cart.items[0].quantity == Decimal("1.5")
+    assert cart.items[0].unit_price == Decimal("6.53")  # 7.25 less 10 %, rounded half up
+    assert paused.session.status is SessionStatus.PAUSED
+    assert [s.id for s in listed] == [session.session_id]
+
+
+# --- when no answer arrives -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[str]:
+    """A port that accepts connections and never answers (as a hung server does)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_an_unreachable_server_raises_transport_error() -> None:
+    client = LiveShoppingClient(f"http://127.0.0.1:{_free_port()}")
+    with client, pytest.raises(TransportError) as failed:
+        client.system.health()
+    assert not failed.value.timed_out
+    assert isinstance(failed.value.__cause__, httpx.ConnectError)
+    assert not isinstance(failed.value, RpcError)
+    assert isinstance(failed.value, LiveShoppingError)
+    assert "system.health" in str(failed.value)
+
+
+def test_a_call_timeout_replaces_the_clients_for_that_call() -> None:
+    with silent_server() as url, LiveShoppingClient(url, timeout=30.0) as client:
+        started = time.monotonic()
+        with pytest.raises(TransportError) as failed:
+            client.system.health(timeout=0.2)
+    assert failed.value.timed_out
+    assert time.monotonic() - started < 5.0
+
+
+async def test_the_async_client_wraps_transport_failures_too() -> None:
+    with silent_server() as url:
+        async with AsyncLiveShoppingClient(url, timeout=30.0) as client:
+            with pytest.raises(TransportError) as failed:
+                await client.system.health(timeout=0.2)
+    assert failed.value.timed_out
 
 
 def test_public_procedures_need_no_token(server: Server) -> None:
@@ -460,7 +553,16 @@ def test_generator_handles_unions_generics_enums_literals_and_clashing_names(
     assert "items: tuple[AlphaItem, BetaItem] | None = None" in models
     assert 'odd: int = msgspec.field(default=0, name="ODD_name")' in models
     client = files["clients/python/live_shopping_client/client.py"]
-    assert "def list(self) -> builtins.list[dict[str, Any]]:" in client
+    assert "def list(self, *, timeout: float | None = None) -> builtins.list[dict[str, Any]]:" in (
+        client
+    )
+    # Params take what the wire takes; a type also decoded (Money) keeps what msgspec decodes.
+    assert 'amount: Decimal | int | str = Decimal("1.50")' in models
+    assert "weights: dict[str, Decimal | int | str] = msgspec.field(default_factory=dict)" in models
+    assert "color: Color | ColorValue = Color.RED" in models
+    assert "level: Level | LevelValue | None = None" in models
+    money = models[models.index("class Money(") :]
+    assert money.splitlines()[3] == "    amount: Decimal"
     typescript = files["clients/typescript/live-shopping.ts"]
     assert "export interface MoneyInput {\n  amount: string | number;" in typescript
     assert "export interface Money {\n  amount: string;" in typescript
@@ -480,3 +582,27 @@ def test_a_result_msgspec_cannot_decode_is_refused_naming_the_procedure() -> Non
     Namespace("broken", registry=registry).query("either", roles=None)(either)
     with pytest.raises(CodegenError, match=r"^broken\.either: .*must be tagged"):
         render_clients(registry)
+
+
+def test_the_runtime_must_have_an_error_class_for_every_code_the_server_sends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    classes = dict(runtime_errors.ERROR_CLASSES)
+    del classes["NOT_FOUND"]
+    classes["GONE"] = runtime_errors.RpcError
+    monkeypatch.setattr(runtime_errors, "ERROR_CLASSES", classes)
+    with pytest.raises(CodegenError, match=r"missing: NOT_FOUND; unknown: GONE"):
+        render_clients()
+
+
+def test_a_subscription_is_a_trpc_subscription_and_no_rpc_method() -> None:
+    # The registry gains the `subscription` kind (DESIGN.md 2.2); /rpc refuses it, /trpc streams.
+    api = build_api(_exotic_registry())
+    api.procedures = [
+        dataclasses.replace(p, kind="subscription") if p.name == "exoticThings.maybeNode" else p
+        for p in api.procedures
+    ]
+    router = trpc_router_module(api, "// header\n")
+    assert 'maybeNode: Subscription<"exoticThings.maybeNode">;' in router
+    assert "TRPCSubscriptionProcedure," in router
+    assert "maybe_node" not in python_client.client_module(api, "# header\n")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from app.codegen import python_client, python_models
 from app.codegen.model import CodegenError, build_api
+from app.codegen.trpc_router import trpc_router_module
 from app.codegen.typescript import typescript_module
 from app.rpc.registry import REGISTRY, Registry
 
@@ -61,14 +62,16 @@ def render_clients(registry: Registry | None = None) -> dict[str, str]:
     hash_header = f"# {MARKER}\n"
     python = {
         f"{PYTHON_PACKAGE}/__init__.py": python_client.init_module(hash_header),
-        f"{PYTHON_PACKAGE}/_runtime.py": python_client.runtime_module(hash_header),
         f"{PYTHON_PACKAGE}/models.py": python_models.models_module(api, hash_header),
         f"{PYTHON_PACKAGE}/client.py": python_client.client_module(api, hash_header),
     }
+    for name, text in python_client.runtime_modules(hash_header).items():
+        python[f"{PYTHON_PACKAGE}/{name}"] = text
     files = {path: _ruff_format(path, text) for path, text in python.items()}
     files[f"{PYTHON_PACKAGE}/py.typed"] = hash_header
     files["clients/python/pyproject.toml"] = python_client.pyproject(hash_header)
     files["clients/typescript/live-shopping.ts"] = typescript_module(api, f"// {MARKER}\n")
+    files["clients/typescript/trpc.ts"] = trpc_router_module(api, f"// {MARKER}\n")
     return dict(sorted(files.items()))
 
 

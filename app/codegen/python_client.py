@@ -1,5 +1,9 @@
 """Source of the generated client package: `client.py` (one typed method per procedure,
-grouped by namespace, sync and async), `__init__.py`, `_runtime.py` and `pyproject.toml`.
+grouped by namespace, sync and async), `__init__.py`, `pyproject.toml`, and the hand-written
+runtime modules of `app/codegen/runtime/` (errors, transport, subscriptions, client bases).
+
+Subscriptions are not methods here: `/rpc` does not serve them. The client follows a live
+session with `subscribe_session` and `subscribe_room` instead.
 """
 
 from __future__ import annotations
@@ -7,17 +11,30 @@ from __future__ import annotations
 from pathlib import Path
 
 from app import __version__
-from app.codegen.model import Api, CodegenError, ProcedureSpec, Unset, pascal_case, snake_case
-from app.codegen.python_models import with_unset
-from app.codegen.python_source import Imports, ModelRecorder, Renderer, docstring
+from app.codegen.model import (
+    Api,
+    CodegenError,
+    EnumSpec,
+    ProcedureSpec,
+    Unset,
+    pascal_case,
+    snake_case,
+)
+from app.codegen.python_models import params_mode, with_unset
+from app.codegen.python_source import Imports, ModelRecorder, Renderer, docstring, value_alias
+from app.codegen.runtime import errors as runtime_errors
+from app.rpc.errors import ErrorCode
 
 PACKAGE = "live_shopping_client"
-RUNTIME_TEMPLATE = Path(__file__).with_name("client_runtime.py")
+RUNTIME_DIR = Path(__file__).with_name("runtime")
+# The hand-written modules, copied verbatim (they import one another by these names).
+RUNTIME_MODULES = ("errors.py", "transport.py", "subscriptions.py", "client_base.py")
+_TIMEOUT_PARAM = "timeout"
 
 # Names client.py defines or imports besides the models; no model type may take one of them.
 _CLIENT_NAMES = frozenset(
     {"LiveShoppingClient", "AsyncLiveShoppingClient", "SyncClientBase", "AsyncClientBase"}
-    | {"SyncTransport", "AsyncTransport", "Method", "DEFAULT_TIMEOUT"}
+    | {"SyncTransport", "AsyncTransport", "Method", "DEFAULT_TIMEOUT", "TypeAlias"}
     | {"Any", "Literal", "Decimal", "UUID", "date", "datetime", "time", "timedelta"}
     | {"builtins", "httpx", "msgspec"}
 )
@@ -27,17 +44,23 @@ _CLIENT_NAMES = frozenset(
 _BASE_ATTRIBUTES = frozenset({"close", "aclose", "subscribe_session", "subscribe_room"})
 
 
+def callable_procedures(api: Api) -> list[ProcedureSpec]:
+    """The procedures a client method calls through `/rpc`: all but subscriptions."""
+    return [p for p in api.procedures if p.kind != "subscription"]
+
+
 def client_module(api: Api, header: str) -> str:
     imports = Imports(modules={"httpx"})
-    imports.local["._runtime"] = {"AsyncClientBase", "AsyncTransport", "DEFAULT_TIMEOUT"}
-    imports.local["._runtime"] |= {"Method", "SyncClientBase", "SyncTransport"}
-    namespaces = api.namespaces
+    imports.local[".client_base"] = {"AsyncClientBase", "SyncClientBase"}
+    imports.local[".transport"] = {"AsyncTransport", "DEFAULT_TIMEOUT", "Method", "SyncTransport"}
+    procedures = callable_procedures(api)
+    namespaces = _namespaces(procedures)
     _check_names(api)
-    constants = _method_constants(api)
+    constants = _method_constants(procedures)
     r = ModelRecorder(api, imports)
     method_lines = [
         f"{constants[p.name]}: Method[{r.type(p.output)}] = Method({p.name!r}, {r.type(p.output)})"
-        for p in api.procedures
+        for p in procedures
     ]
     classes = [
         _namespace_class(namespace, procedures, constants, r, is_async=is_async)
@@ -54,6 +77,13 @@ def client_module(api: Api, header: str) -> str:
     )
 
 
+def _namespaces(procedures: list[ProcedureSpec]) -> dict[str, list[ProcedureSpec]]:
+    grouped: dict[str, list[ProcedureSpec]] = {}
+    for p in procedures:  # sorted by name already
+        grouped.setdefault(p.namespace, []).append(p)
+    return dict(sorted(grouped.items()))
+
+
 def _check_names(api: Api) -> None:
     taken = set(_CLIENT_NAMES)
     attributes: set[str] = set()
@@ -63,14 +93,17 @@ def _check_names(api: Api) -> None:
         if attribute in attributes:
             raise CodegenError(f"namespace {namespace!r} clashes with another as `{attribute}`")
         attributes.add(attribute)
-    for name in sorted(spec.name for spec in api.types.values()):
+    names = [spec.name for spec in api.types.values()]
+    aliases = [value_alias(spec.name) for spec in api.types.values() if isinstance(spec, EnumSpec)]
+    for name in sorted(names + aliases):
         if name in taken:
             raise CodegenError(f"type name {name} is taken by the generated client itself")
+        taken.add(name)
 
 
-def _method_constants(api: Api) -> dict[str, str]:
+def _method_constants(procedures: list[ProcedureSpec]) -> dict[str, str]:
     constants: dict[str, str] = {}
-    for p in api.procedures:
+    for p in procedures:
         constant = f"_{snake_case(p.namespace).upper()}_{p.method.upper().rstrip('_')}"
         if constant in constants.values():
             raise CodegenError(f"{p.name}: its Python name clashes with another procedure's")
@@ -112,14 +145,13 @@ def _namespace_class(
 
 
 def _method(p: ProcedureSpec, constant: str, r: Renderer, *, is_async: bool) -> list[str]:
-    params = ["self"]
+    params = ["self", "*"]
     arguments = []
-    if p.input.fields:
-        params.append("*")
+    mode = params_mode(p.input)
     for f in p.input.fields:
-        if f.name == "self":
-            raise CodegenError(f"{p.name}: a param may not be called `self`")
-        annotation = r.type(f.type)
+        if f.name in ("self", _TIMEOUT_PARAM):
+            raise CodegenError(f"{p.name}: a param may not be called `{f.name}`")
+        annotation = r.type(f.type, mode)
         if f.required:
             params.append(f"{f.name}: {annotation}")
             arguments.append(f"{f.name}={f.name}")
@@ -134,17 +166,28 @@ def _method(p: ProcedureSpec, constant: str, r: Renderer, *, is_async: bool) -> 
         else:
             params.append(f"{f.name}: {annotation} = {r.value(f.default)}")
             arguments.append(f"{f.name}={f.name}")
+    timeout = f"{_TIMEOUT_PARAM}: float | None = None"
     if any(f.default is Unset.UNSET for f in p.input.fields):
         r.imports.modules.add("msgspec")
     r.imports.local.setdefault(".models", set()).add(p.input.name)
     result = r.type(p.output)
-    signature = f"def {p.method}({', '.join(params)}) -> {result}:"
-    call = f"self._transport.call({constant}, {p.input.name}({', '.join(arguments)}))"
+    params_struct = f"{p.input.name}({', '.join(arguments)})"
+    call = f"self._transport.call({constant}, {params_struct}, timeout={_TIMEOUT_PARAM})"
     roles = f"for {', '.join(p.roles)}" if p.roles is not None else "open to everyone"
     summary = (p.summary or p.name).strip()
     doc = f"{summary}\n\n`{p.name}`: a {p.kind} {roles}."
+    if is_async:
+        # One param a line, so the lint waiver stays on the line it is about.
+        signature = [
+            f"    async def {p.method}(",
+            *(f"        {param}," for param in params),
+            f"        {timeout},  # noqa: ASYNC109 - per call, as httpx has it",
+            f"    ) -> {result}:",
+        ]
+    else:
+        signature = [f"    def {p.method}({', '.join([*params, timeout])}) -> {result}:"]
     return [
-        f"    {'async ' if is_async else ''}{signature}",
+        *signature,
         docstring(doc, indent=8),
         f"        return {'await ' if is_async else ''}{call}",
     ]
@@ -159,7 +202,9 @@ def _client_class(namespaces: dict[str, list[ProcedureSpec]], *, is_async: bool)
     doc = (
         f"{'Asyncio' if is_async else 'Blocking'} client of the Live Shopping JSON-RPC API.\n\n"
         "Procedures are grouped by namespace: `client.catalog.create_product(...)` calls "
-        "`catalog.createProduct`. The service's errors raise `RpcError`. "
+        "`catalog.createProduct`; each also takes `timeout=` (seconds), which replaces the "
+        "client's for that call. The service's errors raise a subclass of `RpcError` "
+        "(`NotFound`, `Forbidden`, ...), a call that gets no answer raises `TransportError`. "
         "`subscribe_session(session_id)` and `subscribe_room(room_code)` follow a live "
         "session's events (Server-Sent Events), reconnecting without losing any.\n\n"
         f"Close it ({closing}) to release its connections. An `http_client` passed in is "
@@ -188,43 +233,65 @@ def _client_class(namespaces: dict[str, list[ProcedureSpec]], *, is_async: bool)
 
 
 def init_module(header: str) -> str:
+    errors = sorted(
+        {"LiveShoppingError", "ProtocolError", "RpcError", "TransportError"}
+        | {cls.__name__ for cls in error_classes().values()}
+    )
+    clients = ["AsyncLiveShoppingClient", "LiveShoppingClient"]
+    exported = sorted([*clients, "AsyncSubscription", "Event", "Subscription", *errors])
+    listed = "".join(f"    {name!r},\n" for name in exported).replace("'", '"')
     return f'''{header}"""Typed Python client of the Live Shopping JSON-RPC API (sync and asyncio).
 
-    from decimal import Decimal
-
-    from {PACKAGE} import LiveShoppingClient
+    from {PACKAGE} import LiveShoppingClient, NotFound
 
     with LiveShoppingClient("http://127.0.0.1:8000", token=token) as client:
-        created = client.catalog.create_product(name="Tea", sku="T1", list_price=Decimal("9.5"))
+        created = client.catalog.create_product(name="Tea", sku="T1", list_price="9.50")
+        try:
+            session = client.live_shopping.get_session(session_id=7, timeout=2.0)
+        except NotFound:
+            ...
 
         with client.subscribe_session(session_id) as events:
             for event in events:  # Event(id=7, type="CART_UPDATED", data={{"session": ...}})
                 ...
 
 Params and results are msgspec Structs in `{PACKAGE}.models`, generated from the server's
-procedure registry. The service's errors raise `RpcError`; an answer that is not JSON-RPC
-raises `ProtocolError`. A subscription yields `Event`s, resumes after a dropped connection
-from the last one it delivered, and ends when the session is over.
+procedure registry; a decimal param takes a `Decimal`, an `int` or a `str`, an enum param the
+enum or its plain value. The service's errors raise a subclass of `RpcError` per error code
+(`NotFound`, `Forbidden`, `PreconditionFailed`, ...); a call that gets no answer raises
+`TransportError`, an answer that is not JSON-RPC `ProtocolError`, and all of them derive from
+`LiveShoppingError`. A subscription yields `Event`s, resumes after a dropped connection from
+the last one it delivered, and ends when the session is over.
 """
 
-from ._runtime import AsyncSubscription, Event, ProtocolError, RpcError, Subscription
 from .client import AsyncLiveShoppingClient, LiveShoppingClient
+from .errors import {", ".join(errors)}
+from .subscriptions import AsyncSubscription, Event, Subscription
 
 __all__ = [
-    "AsyncLiveShoppingClient",
-    "AsyncSubscription",
-    "Event",
-    "LiveShoppingClient",
-    "ProtocolError",
-    "RpcError",
-    "Subscription",
-]
+{listed}]
 __version__ = "{__version__}"
 '''
 
 
-def runtime_module(header: str) -> str:
-    return header + RUNTIME_TEMPLATE.read_text()
+def error_classes() -> dict[str, type[runtime_errors.RpcError]]:
+    """The runtime's RpcError subclass of each error name the server sends; the runtime must
+    have one for every code in app/rpc/errors.py, and none the server does not know."""
+    names = {code.wire_name for code in ErrorCode}
+    have = set(runtime_errors.ERROR_CLASSES)
+    if have != names:
+        missing = ", ".join(sorted(names - have)) or "none"
+        unknown = ", ".join(sorted(have - names)) or "none"
+        raise CodegenError(
+            "app/codegen/runtime/errors.py must have one RpcError subclass per error code "
+            f"(missing: {missing}; unknown: {unknown})"
+        )
+    return dict(sorted(runtime_errors.ERROR_CLASSES.items()))
+
+
+def runtime_modules(header: str) -> dict[str, str]:
+    """Each hand-written runtime module by its file name in the package, marked as generated."""
+    return {name: header + (RUNTIME_DIR / name).read_text() for name in RUNTIME_MODULES}
 
 
 def pyproject(header: str) -> str:

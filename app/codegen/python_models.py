@@ -2,15 +2,17 @@
 
 Structs are written from what the server's msgspec sees (wire names, defaults, tags), so the
 client encodes and decodes exactly as the server does. Output Structs do not forbid unknown
-fields: a server that adds a field does not break an older client.
+fields: a server that adds a field does not break an older client. A Struct only ever sent
+(params) is annotated with what the wire accepts: `Decimal | int | str` for a decimal, and an
+enum or its plain value (`SessionStatus | SessionStatusValue`).
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from app.codegen.model import Api, EnumSpec, FieldSpec, ObjectSpec, Unset
-from app.codegen.python_source import Imports, Renderer, docstring
+from app.codegen.model import Api, EnumSpec, FieldSpec, Mode, ObjectSpec, Unset
+from app.codegen.python_source import Imports, Renderer, docstring, value_alias
 
 
 def models_module(api: Api, header: str) -> str:
@@ -33,6 +35,11 @@ def _enum_class(spec: EnumSpec, imports: Imports) -> str:
         base = "enum.Enum"
     lines = [f"class {spec.name}({base}):"]
     lines += [f"    {name} = {value!r}" for name, value in spec.members] or ["    pass"]
+    if values:
+        imports.add("typing", "Literal")
+        imports.add("typing", "TypeAlias")
+        literal = f"Literal[{', '.join(repr(v) for v in values)}]"
+        lines += ["", "", f"{value_alias(spec.name)}: TypeAlias = {literal}"]
     return "\n".join(lines) + "\n"
 
 
@@ -54,9 +61,10 @@ def _struct_class(spec: ObjectSpec, r: Renderer) -> str:
     lines = [f"class {spec.name}({', '.join(options)}):"]
     if spec.doc:
         lines.append(docstring(spec.doc, indent=4))
+    mode = params_mode(spec)
     for f in spec.fields:
         wire = camel[f.name] if use_camel else f.name
-        lines.append(f"    {_field_line(f, r, explicit_name=f.wire_name != wire)}")
+        lines.append(f"    {_field_line(f, r, mode, explicit_name=f.wire_name != wire)}")
     if len(lines) == 1:
         lines.append("    pass")
     return "\n".join(lines) + "\n"
@@ -69,8 +77,13 @@ def with_unset(annotation: str) -> str:
     return annotation + " | msgspec.UnsetType"
 
 
-def _field_line(f: FieldSpec, r: Renderer, *, explicit_name: bool) -> str:
-    annotation = r.type(f.type)
+def params_mode(spec: ObjectSpec) -> Mode:
+    """How a Struct's fields are annotated: as params only when it is never decoded."""
+    return "input" if spec.modes == {"input"} else "output"
+
+
+def _field_line(f: FieldSpec, r: Renderer, mode: Mode, *, explicit_name: bool) -> str:
+    annotation = r.type(f.type, mode)
     default: str | None = None  # written `= default`, or inside msgspec.field(...)
     field_args: list[str] = []
     if f.default is Unset.UNSET:

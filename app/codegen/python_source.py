@@ -13,8 +13,10 @@ from app.codegen.model import (
     Api,
     CodegenError,
     DictOf,
+    EnumSpec,
     ListOf,
     LiteralOf,
+    Mode,
     Prim,
     Ref,
     TupleOf,
@@ -71,39 +73,65 @@ class Imports:
         return f"from {module} import {', '.join(sorted(names))}"
 
 
+def value_alias(enum_name: str) -> str:
+    """The `Literal` alias of an enum's values, accepted wherever the enum is a param."""
+    return f"{enum_name}Value"
+
+
 class Renderer:
-    """Python source for types and values, recording the imports they need."""
+    """Python source for types and values, recording the imports they need.
+
+    In "input" mode (params) a decimal also takes an int or a str, as the wire does (DESIGN.md
+    3), and an enum also its plain value; "output" mode (results, and types used both ways) is
+    what msgspec decodes.
+    """
 
     def __init__(self, api: Api, imports: Imports, shadowed: frozenset[str] = frozenset()):
         self.api = api
         self.imports = imports
         self.shadowed = shadowed  # names a class body redefines (a method called `list`)
 
-    def type(self, t: TypeExpr) -> str:
+    def type(self, t: TypeExpr, mode: Mode = "output") -> str:
         match t:
+            case Prim("decimal") if mode == "input":
+                self.imports.add("decimal", "Decimal")
+                return f"Decimal | {self._builtin('int')} | {self._builtin('str')}"
             case Prim(kind):
                 text, source = _PRIMS[kind]
                 if source is not None:
                     self.imports.add(*source)
                 return self._builtin(text)
             case ListOf(item):
-                return f"{self._builtin('list')}[{self.type(item)}]"
+                return f"{self._builtin('list')}[{self.type(item, mode)}]"
             case TupleOf(items):
-                inner = ", ".join(self.type(x) for x in items) or "()"
+                inner = ", ".join(self.type(x, mode) for x in items) or "()"
                 return f"{self._builtin('tuple')}[{inner}]"
             case DictOf(key, value):
-                return f"{self._builtin('dict')}[{self.type(key)}, {self.type(value)}]"
+                key_type, value_type = self.type(key, mode), self.type(value, mode)
+                return f"{self._builtin('dict')}[{key_type}, {value_type}]"
             case UnionOf(options):
-                return " | ".join(self.type(x) for x in options)
+                parts: list[str] = []
+                for option in options:
+                    for part in union_parts(self.type(option, mode)):
+                        if part not in parts:
+                            parts.append(part)
+                return " | ".join(parts)
             case LiteralOf(values):
                 self.imports.add("typing", "Literal")
                 return f"Literal[{', '.join(repr(v) for v in values)}]"
             case Ref(key):
-                name = self.api.name(key)
-                if name in self.shadowed:
-                    raise CodegenError(f"a method name shadows the type {name}")
+                name = self._model_name(key)
+                spec = self.api.types[key]
+                if mode == "input" and isinstance(spec, EnumSpec) and spec.members:
+                    return f"{name} | {self._model_name(key, value_alias(name))}"
                 return name
         raise AssertionError(t)
+
+    def _model_name(self, key: Any, name: str | None = None) -> str:
+        name = name or self.api.name(key)
+        if name in self.shadowed:
+            raise CodegenError(f"a method name shadows the type {name}")
+        return name
 
     def value(self, value: Any) -> str:
         if isinstance(value, enum.Enum) and type(value) in self.api.types:
@@ -131,10 +159,30 @@ class Renderer:
 class ModelRecorder(Renderer):
     """A renderer that also notes which model classes client.py must import."""
 
-    def type(self, t: TypeExpr) -> str:
-        if isinstance(t, Ref):
-            self.imports.local.setdefault(".models", set()).add(self.api.name(t.key))
-        return super().type(t)
+    def _model_name(self, key: Any, name: str | None = None) -> str:
+        name = super()._model_name(key, name)
+        self.imports.local.setdefault(".models", set()).add(name)
+        return name
+
+
+def union_parts(text: str) -> list[str]:
+    """The members of a union as written (`A | dict[str, B | None]` -> 2), to drop repeats."""
+    parts, depth, start, quote, escaped = [], 0, 0, "", False
+    for i, char in enumerate(text):
+        if quote:  # inside a Literal's string
+            quote = "" if char == quote and not escaped else quote
+            escaped = not escaped and char == "\\"
+        elif char in "'\"":
+            quote = char
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif depth == 0 and text.startswith(" | ", i):
+            parts.append(text[start:i])
+            start = i + 3
+    parts.append(text[start:])
+    return parts
 
 
 def docstring(text: str, *, indent: int) -> str:

@@ -11,14 +11,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from ._runtime import (
-    DEFAULT_TIMEOUT,
-    AsyncClientBase,
-    AsyncTransport,
-    Method,
-    SyncClientBase,
-    SyncTransport,
-)
+from .client_base import AsyncClientBase, SyncClientBase
 from .models import (
     ActiveSession,
     AddToCart,
@@ -68,6 +61,7 @@ from .models import (
     SessionOnly,
     SessionRef,
     SessionStatus,
+    SessionStatusValue,
     SessionView,
     SessionWithCart,
     SetOverridePrice,
@@ -82,6 +76,7 @@ from .models import (
     UpdateSession,
     UpdateSessionStatus,
 )
+from .transport import DEFAULT_TIMEOUT, AsyncTransport, Method, SyncTransport
 
 _CATALOG_CREATE_BATCH: Method[IdResult] = Method("catalog.createBatch", IdResult)
 _CATALOG_CREATE_PRODUCT: Method[IdResult] = Method("catalog.createProduct", IdResult)
@@ -180,7 +175,13 @@ class CatalogProcedures:
         self._transport = transport
 
     def create_batch(
-        self, *, product_id: int, code: str, on_hand_qty: Decimal, unit_cogs: Decimal
+        self,
+        *,
+        product_id: int,
+        code: str,
+        on_hand_qty: Decimal | int | str,
+        unit_cogs: Decimal | int | str,
+        timeout: float | None = None,
     ) -> IdResult:
         """Receive an inventory batch of a product.
 
@@ -191,10 +192,17 @@ class CatalogProcedures:
             CreateBatch(
                 product_id=product_id, code=code, on_hand_qty=on_hand_qty, unit_cogs=unit_cogs
             ),
+            timeout=timeout,
         )
 
     def create_product(
-        self, *, name: str, sku: str, list_price: Decimal, category: str | None = None
+        self,
+        *,
+        name: str,
+        sku: str,
+        list_price: Decimal | int | str,
+        category: str | None = None,
+        timeout: float | None = None,
     ) -> IdResult:
         """Add a product to the catalogue.
 
@@ -203,32 +211,52 @@ class CatalogProcedures:
         return self._transport.call(
             _CATALOG_CREATE_PRODUCT,
             CreateProduct(name=name, sku=sku, list_price=list_price, category=category),
+            timeout=timeout,
         )
 
     def list_batches(
-        self, *, product_id: int | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        product_id: int | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        timeout: float | None = None,
     ) -> list[BatchView]:
         """Batches with cost and reservations (ADMIN only: carries COGS).
 
         `catalog.listBatches`: a query for ADMIN.
         """
         return self._transport.call(
-            _CATALOG_LIST_BATCHES, ListBatches(product_id=product_id, limit=limit, offset=offset)
+            _CATALOG_LIST_BATCHES,
+            ListBatches(product_id=product_id, limit=limit, offset=offset),
+            timeout=timeout,
         )
 
     def list_products(
-        self, *, query: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        query: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        timeout: float | None = None,
     ) -> list[ProductView]:
         """Products by id, optionally filtered by name or SKU.
 
         `catalog.listProducts`: a query for ADMIN, STAFF.
         """
         return self._transport.call(
-            _CATALOG_LIST_PRODUCTS, ListProducts(query=query, limit=limit, offset=offset)
+            _CATALOG_LIST_PRODUCTS,
+            ListProducts(query=query, limit=limit, offset=offset),
+            timeout=timeout,
         )
 
     def update_batch(
-        self, *, batch_id: int, on_hand_qty: Decimal | None = None, unit_cogs: Decimal | None = None
+        self,
+        *,
+        batch_id: int,
+        on_hand_qty: Decimal | int | str | None = None,
+        unit_cogs: Decimal | int | str | None = None,
+        timeout: float | None = None,
     ) -> BatchView:
         """Correct a batch's quantity on hand or its unit cost.
 
@@ -237,6 +265,7 @@ class CatalogProcedures:
         return self._transport.call(
             _CATALOG_UPDATE_BATCH,
             UpdateBatch(batch_id=batch_id, on_hand_qty=on_hand_qty, unit_cogs=unit_cogs),
+            timeout=timeout,
         )
 
     def update_product(
@@ -245,7 +274,8 @@ class CatalogProcedures:
         product_id: int,
         name: str | None = None,
         category: str | None = None,
-        list_price: Decimal | None = None,
+        list_price: Decimal | int | str | None = None,
+        timeout: float | None = None,
     ) -> ProductView:
         """Change a product's name, category or list price.
 
@@ -256,6 +286,7 @@ class CatalogProcedures:
             UpdateProduct(
                 product_id=product_id, name=name, category=category, list_price=list_price
             ),
+            timeout=timeout,
         )
 
 
@@ -269,8 +300,9 @@ class ClientsProcedures:
         self,
         *,
         name: str,
-        credit_limit: Decimal | None = None,
-        price_adjustment_percent: Decimal = Decimal("0"),
+        credit_limit: Decimal | int | str | None = None,
+        price_adjustment_percent: Decimal | int | str = Decimal("0"),
+        timeout: float | None = None,
     ) -> IdResult:
         """Register a VIP client. A null credit limit means unlimited.
 
@@ -283,30 +315,36 @@ class ClientsProcedures:
                 credit_limit=credit_limit,
                 price_adjustment_percent=price_adjustment_percent,
             ),
+            timeout=timeout,
         )
 
-    def get(self, *, client_id: int) -> ClientView:
+    def get(self, *, client_id: int, timeout: float | None = None) -> ClientView:
         """One client.
 
         `clients.get`: a query for ADMIN, STAFF.
         """
-        return self._transport.call(_CLIENTS_GET, GetClient(client_id=client_id))
+        return self._transport.call(_CLIENTS_GET, GetClient(client_id=client_id), timeout=timeout)
 
-    def list(self, *, limit: int = 50, offset: int = 0) -> builtins.list[ClientView]:
+    def list(
+        self, *, limit: int = 50, offset: int = 0, timeout: float | None = None
+    ) -> builtins.list[ClientView]:
         """Clients by id.
 
         `clients.list`: a query for ADMIN, STAFF.
         """
-        return self._transport.call(_CLIENTS_LIST, ListClients(limit=limit, offset=offset))
+        return self._transport.call(
+            _CLIENTS_LIST, ListClients(limit=limit, offset=offset), timeout=timeout
+        )
 
     def update(
         self,
         *,
         client_id: int,
         name: str | None = None,
-        credit_limit: Decimal | None = None,
+        credit_limit: Decimal | int | str | None = None,
         clear_credit_limit: bool = False,
-        price_adjustment_percent: Decimal | None = None,
+        price_adjustment_percent: Decimal | int | str | None = None,
+        timeout: float | None = None,
     ) -> ClientView:
         """Change a client's name, credit limit (or clear it) or price adjustment.
 
@@ -321,6 +359,7 @@ class ClientsProcedures:
                 clear_credit_limit=clear_credit_limit,
                 price_adjustment_percent=price_adjustment_percent,
             ),
+            timeout=timeout,
         )
 
 
@@ -331,7 +370,13 @@ class LiveShoppingProcedures:
         self._transport = transport
 
     def add_to_cart(
-        self, *, session_id: int, batch_id: int, quantity: Decimal, is_sample: bool = False
+        self,
+        *,
+        session_id: int,
+        batch_id: int,
+        quantity: Decimal | int | str,
+        is_sample: bool = False,
+        timeout: float | None = None,
     ) -> Cart:
         """Add a batch to the cart, within net availability.
 
@@ -344,24 +389,27 @@ class LiveShoppingProcedures:
             AddToCart(
                 session_id=session_id, batch_id=batch_id, quantity=quantity, is_sample=is_sample
             ),
+            timeout=timeout,
         )
 
-    def cancel_session(self, *, session_id: int) -> SessionOnly:
+    def cancel_session(self, *, session_id: int, timeout: float | None = None) -> SessionOnly:
         """Cancel a session; its holds are released.
 
         `liveShopping.cancelSession`: a mutation for ADMIN, STAFF.
         """
         return self._transport.call(
-            _LIVE_SHOPPING_CANCEL_SESSION, SessionRef(session_id=session_id)
+            _LIVE_SHOPPING_CANCEL_SESSION, SessionRef(session_id=session_id), timeout=timeout
         )
 
-    def check_credit_status(self, *, session_id: int) -> CreditStatusOut:
+    def check_credit_status(
+        self, *, session_id: int, timeout: float | None = None
+    ) -> CreditStatusOut:
         """Client credit: limit, exposure (open unpaid orders + this cart), level.
 
         `liveShopping.checkCreditStatus`: a query for ADMIN, STAFF.
         """
         return self._transport.call(
-            _LIVE_SHOPPING_CHECK_CREDIT_STATUS, SessionRef(session_id=session_id)
+            _LIVE_SHOPPING_CHECK_CREDIT_STATUS, SessionRef(session_id=session_id), timeout=timeout
         )
 
     def create_session(
@@ -371,6 +419,7 @@ class LiveShoppingProcedures:
         title: str | None = None,
         scheduled_at: datetime | None = None,
         internal_notes: str | None = None,
+        timeout: float | None = None,
     ) -> SessionCreated:
         """Open a session for a client: SCHEDULED when scheduledAt is in the future, else ACTIVE.
 
@@ -384,15 +433,18 @@ class LiveShoppingProcedures:
                 scheduled_at=scheduled_at,
                 internal_notes=internal_notes,
             ),
+            timeout=timeout,
         )
 
-    def create_stream_ticket(self, *, session_id: int) -> StreamTicket:
+    def create_stream_ticket(
+        self, *, session_id: int, timeout: float | None = None
+    ) -> StreamTicket:
         """A 60-second ticket that opens this session's staff stream (`?ticket=`), for EventSource.
 
         `liveShopping.createStreamTicket`: a query for ADMIN, STAFF.
         """
         return self._transport.call(
-            _LIVE_SHOPPING_CREATE_STREAM_TICKET, SessionRef(session_id=session_id)
+            _LIVE_SHOPPING_CREATE_STREAM_TICKET, SessionRef(session_id=session_id), timeout=timeout
         )
 
     def end_session(
@@ -403,6 +455,7 @@ class LiveShoppingProcedures:
         bypass_credit_check: bool = False,
         generate_sales_sheet: bool = False,
         payment_terms: str | None = None,
+        timeout: float | None = None,
     ) -> EndSessionOut:
         """End the session, optionally converting its cart into an order in one transaction.
 
@@ -417,34 +470,45 @@ class LiveShoppingProcedures:
                 generate_sales_sheet=generate_sales_sheet,
                 payment_terms=payment_terms,
             ),
+            timeout=timeout,
         )
 
-    def extend_holds(self, *, session_id: int, minutes: int) -> SessionOnly:
+    def extend_holds(
+        self, *, session_id: int, minutes: int, timeout: float | None = None
+    ) -> SessionOnly:
         """Push the hold deadline to max(deadline, now) + minutes (1 to the session's timeout).
 
         `liveShopping.extendHolds`: a mutation for ADMIN, STAFF.
         """
         return self._transport.call(
-            _LIVE_SHOPPING_EXTEND_HOLDS, ExtendHolds(session_id=session_id, minutes=minutes)
+            _LIVE_SHOPPING_EXTEND_HOLDS,
+            ExtendHolds(session_id=session_id, minutes=minutes),
+            timeout=timeout,
         )
 
-    def generate_sales_sheet(self, *, session_id: int) -> SalesSheetOut:
+    def generate_sales_sheet(
+        self, *, session_id: int, timeout: float | None = None
+    ) -> SalesSheetOut:
         """Snapshot the cart as a sales sheet the client can open at its share link.
 
         `liveShopping.generateSalesSheet`: a mutation for ADMIN, STAFF.
         """
         return self._transport.call(
-            _LIVE_SHOPPING_GENERATE_SALES_SHEET, SessionRef(session_id=session_id)
+            _LIVE_SHOPPING_GENERATE_SALES_SHEET, SessionRef(session_id=session_id), timeout=timeout
         )
 
-    def get_session(self, *, session_id: int) -> SessionWithCart:
+    def get_session(self, *, session_id: int, timeout: float | None = None) -> SessionWithCart:
         """A session with its cart and totals.
 
         `liveShopping.getSession`: a query for ADMIN, STAFF.
         """
-        return self._transport.call(_LIVE_SHOPPING_GET_SESSION, SessionRef(session_id=session_id))
+        return self._transport.call(
+            _LIVE_SHOPPING_GET_SESSION, SessionRef(session_id=session_id), timeout=timeout
+        )
 
-    def get_timeline(self, *, session_id: int, cursor: int = 0, limit: int = 50) -> Timeline:
+    def get_timeline(
+        self, *, session_id: int, cursor: int = 0, limit: int = 50, timeout: float | None = None
+    ) -> Timeline:
         """Who did what when, oldest first, with before and after for quantities and prices.
 
         `liveShopping.getTimeline`: a query for ADMIN, STAFF.
@@ -452,9 +516,12 @@ class LiveShoppingProcedures:
         return self._transport.call(
             _LIVE_SHOPPING_GET_TIMELINE,
             GetTimeline(session_id=session_id, cursor=cursor, limit=limit),
+            timeout=timeout,
         )
 
-    def highlight_product(self, *, session_id: int, batch_id: int | None) -> Cart:
+    def highlight_product(
+        self, *, session_id: int, batch_id: int | None, timeout: float | None = None
+    ) -> Cart:
         """Showcase a batch to the client (null clears); it need not be in the cart.
 
         `liveShopping.highlightProduct`: a mutation for ADMIN, STAFF.
@@ -462,18 +529,20 @@ class LiveShoppingProcedures:
         return self._transport.call(
             _LIVE_SHOPPING_HIGHLIGHT_PRODUCT,
             HighlightProduct(session_id=session_id, batch_id=batch_id),
+            timeout=timeout,
         )
 
     def list_sessions(
         self,
         *,
-        status: SessionStatus | None = None,
+        status: SessionStatus | SessionStatusValue | None = None,
         client_id: int | None = None,
         host_user_id: int | None = None,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
         limit: int = 50,
         offset: int = 0,
+        timeout: float | None = None,
     ) -> list[SessionView]:
         """Sessions, newest first, filtered by status, client, host and creation time.
 
@@ -490,9 +559,12 @@ class LiveShoppingProcedures:
                 limit=limit,
                 offset=offset,
             ),
+            timeout=timeout,
         )
 
-    def remove_from_cart(self, *, session_id: int, cart_item_id: int) -> Cart:
+    def remove_from_cart(
+        self, *, session_id: int, cart_item_id: int, timeout: float | None = None
+    ) -> Cart:
         """Remove a line; its hold is released.
 
         `liveShopping.removeFromCart`: a mutation for ADMIN, STAFF.
@@ -500,10 +572,16 @@ class LiveShoppingProcedures:
         return self._transport.call(
             _LIVE_SHOPPING_REMOVE_FROM_CART,
             RemoveFromCart(session_id=session_id, cart_item_id=cart_item_id),
+            timeout=timeout,
         )
 
     def respond_to_checkout(
-        self, *, session_id: int, accept: bool, message: str | None = None
+        self,
+        *,
+        session_id: int,
+        accept: bool,
+        message: str | None = None,
+        timeout: float | None = None,
     ) -> SessionOnly:
         """Accept or decline the client's pending checkout request, once, with a message.
 
@@ -512,19 +590,29 @@ class LiveShoppingProcedures:
         return self._transport.call(
             _LIVE_SHOPPING_RESPOND_TO_CHECKOUT,
             RespondToCheckout(session_id=session_id, accept=accept, message=message),
+            timeout=timeout,
         )
 
-    def search_inventory(self, *, query: str | None = None, limit: int = 50) -> list[StockOut]:
+    def search_inventory(
+        self, *, query: str | None = None, limit: int = 50, timeout: float | None = None
+    ) -> list[StockOut]:
         """Batches matching a product name, SKU or batch code, with net availability and cost.
 
         `liveShopping.searchInventory`: a query for ADMIN, STAFF.
         """
         return self._transport.call(
-            _LIVE_SHOPPING_SEARCH_INVENTORY, SearchInventory(query=query, limit=limit)
+            _LIVE_SHOPPING_SEARCH_INVENTORY,
+            SearchInventory(query=query, limit=limit),
+            timeout=timeout,
         )
 
     def set_override_price(
-        self, *, session_id: int, product_id: int, override_price: Decimal | None
+        self,
+        *,
+        session_id: int,
+        product_id: int,
+        override_price: Decimal | int | str | None,
+        timeout: float | None = None,
     ) -> Cart:
         """Set a session price for a product (null clears) and re-price its lines.
 
@@ -535,10 +623,11 @@ class LiveShoppingProcedures:
             SetOverridePrice(
                 session_id=session_id, product_id=product_id, override_price=override_price
             ),
+            timeout=timeout,
         )
 
     def toggle_cart_item_sample(
-        self, *, session_id: int, cart_item_id: int, is_sample: bool
+        self, *, session_id: int, cart_item_id: int, is_sample: bool, timeout: float | None = None
     ) -> Cart:
         """Mark a line as a sample (held, not billed) or back.
 
@@ -551,10 +640,16 @@ class LiveShoppingProcedures:
             ToggleCartItemSample(
                 session_id=session_id, cart_item_id=cart_item_id, is_sample=is_sample
             ),
+            timeout=timeout,
         )
 
     def update_cart_quantity(
-        self, *, session_id: int, cart_item_id: int, quantity: Decimal
+        self,
+        *,
+        session_id: int,
+        cart_item_id: int,
+        quantity: Decimal | int | str,
+        timeout: float | None = None,
     ) -> Cart:
         """Set a line's quantity, within net availability.
 
@@ -563,6 +658,7 @@ class LiveShoppingProcedures:
         return self._transport.call(
             _LIVE_SHOPPING_UPDATE_CART_QUANTITY,
             UpdateCartQuantity(session_id=session_id, cart_item_id=cart_item_id, quantity=quantity),
+            timeout=timeout,
         )
 
     def update_session(
@@ -572,6 +668,7 @@ class LiveShoppingProcedures:
         title: str | msgspec.UnsetType | None = msgspec.UNSET,
         scheduled_at: datetime | msgspec.UnsetType = msgspec.UNSET,
         internal_notes: str | msgspec.UnsetType | None = msgspec.UNSET,
+        timeout: float | None = None,
     ) -> SessionOnly:
         """Change the title, the schedule (only while SCHEDULED) or the internal notes.
 
@@ -585,9 +682,16 @@ class LiveShoppingProcedures:
                 scheduled_at=scheduled_at,
                 internal_notes=internal_notes,
             ),
+            timeout=timeout,
         )
 
-    def update_session_status(self, *, session_id: int, status: SessionStatus) -> SessionOnly:
+    def update_session_status(
+        self,
+        *,
+        session_id: int,
+        status: SessionStatus | SessionStatusValue,
+        timeout: float | None = None,
+    ) -> SessionOnly:
         """Start, pause, resume, end or cancel (guarded by the status machine).
 
         `liveShopping.updateSessionStatus`: a mutation for ADMIN, STAFF.
@@ -595,6 +699,7 @@ class LiveShoppingProcedures:
         return self._transport.call(
             _LIVE_SHOPPING_UPDATE_SESSION_STATUS,
             UpdateSessionStatus(session_id=session_id, status=status),
+            timeout=timeout,
         )
 
 
@@ -605,7 +710,12 @@ class OrdersProcedures:
         self._transport = transport
 
     def create(
-        self, *, client_id: int, lines: builtins.list[OrderLineIn], payment_terms: str | None = None
+        self,
+        *,
+        client_id: int,
+        lines: builtins.list[OrderLineIn],
+        payment_terms: str | None = None,
+        timeout: float | None = None,
     ) -> CreatedOrder:
         """Create an order; refused whole if any batch lacks net availability.
 
@@ -614,24 +724,32 @@ class OrdersProcedures:
         return self._transport.call(
             _ORDERS_CREATE,
             CreateOrder(client_id=client_id, lines=lines, payment_terms=payment_terms),
+            timeout=timeout,
         )
 
-    def get(self, *, order_id: int) -> OrderView:
+    def get(self, *, order_id: int, timeout: float | None = None) -> OrderView:
         """One order with its lines.
 
         `orders.get`: a query for ADMIN, STAFF.
         """
-        return self._transport.call(_ORDERS_GET, GetOrder(order_id=order_id))
+        return self._transport.call(_ORDERS_GET, GetOrder(order_id=order_id), timeout=timeout)
 
     def list(
-        self, *, client_id: int | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        client_id: int | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        timeout: float | None = None,
     ) -> builtins.list[OrderView]:
         """Orders, newest first, optionally for one client.
 
         `orders.list`: a query for ADMIN, STAFF.
         """
         return self._transport.call(
-            _ORDERS_LIST, ListOrders(client_id=client_id, limit=limit, offset=offset)
+            _ORDERS_LIST,
+            ListOrders(client_id=client_id, limit=limit, offset=offset),
+            timeout=timeout,
         )
 
 
@@ -641,12 +759,12 @@ class RpcProcedures:
     def __init__(self, transport: SyncTransport) -> None:
         self._transport = transport
 
-    def discover(self) -> dict[str, Any]:
+    def discover(self, *, timeout: float | None = None) -> dict[str, Any]:
         """The OpenRPC 1.3 document of every procedure this server exposes.
 
         `rpc.discover`: a query open to everyone.
         """
-        return self._transport.call(_RPC_DISCOVER, NoInput())
+        return self._transport.call(_RPC_DISCOVER, NoInput(), timeout=timeout)
 
 
 class SystemProcedures:
@@ -655,12 +773,12 @@ class SystemProcedures:
     def __init__(self, transport: SyncTransport) -> None:
         self._transport = transport
 
-    def health(self) -> Health:
+    def health(self, *, timeout: float | None = None) -> Health:
         """Liveness of the RPC layer (does not touch the database).
 
         `system.health`: a query open to everyone.
         """
-        return self._transport.call(_SYSTEM_HEALTH, NoInput())
+        return self._transport.call(_SYSTEM_HEALTH, NoInput(), timeout=timeout)
 
 
 class VipPortalLiveShoppingProcedures:
@@ -669,7 +787,14 @@ class VipPortalLiveShoppingProcedures:
     def __init__(self, transport: SyncTransport) -> None:
         self._transport = transport
 
-    def add_to_cart(self, *, room_code: str, batch_id: int, quantity: Decimal) -> ClientCart:
+    def add_to_cart(
+        self,
+        *,
+        room_code: str,
+        batch_id: int,
+        quantity: Decimal | int | str,
+        timeout: float | None = None,
+    ) -> ClientCart:
         """Add a batch to the shared cart while the session is ACTIVE.
 
         Merges only into the client's own line of that batch, never into the host's.
@@ -679,34 +804,45 @@ class VipPortalLiveShoppingProcedures:
         return self._transport.call(
             _VIP_PORTAL_LIVE_SHOPPING_ADD_TO_CART,
             ClientAddToCart(room_code=room_code, batch_id=batch_id, quantity=quantity),
+            timeout=timeout,
         )
 
-    def create_stream_ticket(self, *, room_code: str) -> StreamTicket:
+    def create_stream_ticket(self, *, room_code: str, timeout: float | None = None) -> StreamTicket:
         """A 60-second ticket that opens this room's client stream (`?ticket=`), for EventSource.
 
         `vipPortalLiveShopping.createStreamTicket`: a query for CLIENT.
         """
         return self._transport.call(
-            _VIP_PORTAL_LIVE_SHOPPING_CREATE_STREAM_TICKET, RoomRef(room_code=room_code)
+            _VIP_PORTAL_LIVE_SHOPPING_CREATE_STREAM_TICKET,
+            RoomRef(room_code=room_code),
+            timeout=timeout,
         )
 
-    def get_active_session(self) -> ActiveSession:
+    def get_active_session(self, *, timeout: float | None = None) -> ActiveSession:
         """The client's newest open session, or null.
 
         `vipPortalLiveShopping.getActiveSession`: a query for CLIENT.
         """
-        return self._transport.call(_VIP_PORTAL_LIVE_SHOPPING_GET_ACTIVE_SESSION, NoInput())
+        return self._transport.call(
+            _VIP_PORTAL_LIVE_SHOPPING_GET_ACTIVE_SESSION, NoInput(), timeout=timeout
+        )
 
-    def get_session_by_room_code(self, *, room_code: str) -> ClientSessionWithCart:
+    def get_session_by_room_code(
+        self, *, room_code: str, timeout: float | None = None
+    ) -> ClientSessionWithCart:
         """Join a session by its room code (only the client's own).
 
         `vipPortalLiveShopping.getSessionByRoomCode`: a query for CLIENT.
         """
         return self._transport.call(
-            _VIP_PORTAL_LIVE_SHOPPING_GET_SESSION_BY_ROOM_CODE, RoomRef(room_code=room_code)
+            _VIP_PORTAL_LIVE_SHOPPING_GET_SESSION_BY_ROOM_CODE,
+            RoomRef(room_code=room_code),
+            timeout=timeout,
         )
 
-    def get_timeline(self, *, room_code: str, cursor: int = 0, limit: int = 50) -> Timeline:
+    def get_timeline(
+        self, *, room_code: str, cursor: int = 0, limit: int = 50, timeout: float | None = None
+    ) -> Timeline:
         """The session's story as the client may see it: no notes, cost or credit.
 
         `vipPortalLiveShopping.getTimeline`: a query for CLIENT.
@@ -714,9 +850,12 @@ class VipPortalLiveShoppingProcedures:
         return self._transport.call(
             _VIP_PORTAL_LIVE_SHOPPING_GET_TIMELINE,
             ClientGetTimeline(room_code=room_code, cursor=cursor, limit=limit),
+            timeout=timeout,
         )
 
-    def remove_from_cart(self, *, room_code: str, cart_item_id: int) -> ClientCart:
+    def remove_from_cart(
+        self, *, room_code: str, cart_item_id: int, timeout: float | None = None
+    ) -> ClientCart:
         """Remove a line the client added.
 
         `vipPortalLiveShopping.removeFromCart`: a mutation for CLIENT.
@@ -724,9 +863,12 @@ class VipPortalLiveShoppingProcedures:
         return self._transport.call(
             _VIP_PORTAL_LIVE_SHOPPING_REMOVE_FROM_CART,
             ClientRemoveFromCart(room_code=room_code, cart_item_id=cart_item_id),
+            timeout=timeout,
         )
 
-    def request_checkout(self, *, room_code: str) -> CheckoutRequested:
+    def request_checkout(
+        self, *, room_code: str, timeout: float | None = None
+    ) -> CheckoutRequested:
         """Ask the host to convert the cart (not empty) into an order.
 
         Asking again while the request is pending changes nothing and returns its time.
@@ -734,10 +876,14 @@ class VipPortalLiveShoppingProcedures:
         `vipPortalLiveShopping.requestCheckout`: a mutation for CLIENT.
         """
         return self._transport.call(
-            _VIP_PORTAL_LIVE_SHOPPING_REQUEST_CHECKOUT, RoomRef(room_code=room_code)
+            _VIP_PORTAL_LIVE_SHOPPING_REQUEST_CHECKOUT,
+            RoomRef(room_code=room_code),
+            timeout=timeout,
         )
 
-    def search_inventory(self, *, query: str | None = None, limit: int = 50) -> list[ClientStock]:
+    def search_inventory(
+        self, *, query: str | None = None, limit: int = 50, timeout: float | None = None
+    ) -> list[ClientStock]:
         """Products and batches with what is free to buy; no cost or internal fields.
 
         `vipPortalLiveShopping.searchInventory`: a query for CLIENT.
@@ -745,10 +891,16 @@ class VipPortalLiveShoppingProcedures:
         return self._transport.call(
             _VIP_PORTAL_LIVE_SHOPPING_SEARCH_INVENTORY,
             ClientSearchInventory(query=query, limit=limit),
+            timeout=timeout,
         )
 
     def update_cart_quantity(
-        self, *, room_code: str, cart_item_id: int, quantity: Decimal
+        self,
+        *,
+        room_code: str,
+        cart_item_id: int,
+        quantity: Decimal | int | str,
+        timeout: float | None = None,
     ) -> ClientCart:
         """Change the quantity of a line the client added.
 
@@ -759,6 +911,7 @@ class VipPortalLiveShoppingProcedures:
             ClientUpdateCartQuantity(
                 room_code=room_code, cart_item_id=cart_item_id, quantity=quantity
             ),
+            timeout=timeout,
         )
 
 
@@ -769,7 +922,13 @@ class AsyncCatalogProcedures:
         self._transport = transport
 
     async def create_batch(
-        self, *, product_id: int, code: str, on_hand_qty: Decimal, unit_cogs: Decimal
+        self,
+        *,
+        product_id: int,
+        code: str,
+        on_hand_qty: Decimal | int | str,
+        unit_cogs: Decimal | int | str,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> IdResult:
         """Receive an inventory batch of a product.
 
@@ -780,10 +939,17 @@ class AsyncCatalogProcedures:
             CreateBatch(
                 product_id=product_id, code=code, on_hand_qty=on_hand_qty, unit_cogs=unit_cogs
             ),
+            timeout=timeout,
         )
 
     async def create_product(
-        self, *, name: str, sku: str, list_price: Decimal, category: str | None = None
+        self,
+        *,
+        name: str,
+        sku: str,
+        list_price: Decimal | int | str,
+        category: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> IdResult:
         """Add a product to the catalogue.
 
@@ -792,32 +958,52 @@ class AsyncCatalogProcedures:
         return await self._transport.call(
             _CATALOG_CREATE_PRODUCT,
             CreateProduct(name=name, sku=sku, list_price=list_price, category=category),
+            timeout=timeout,
         )
 
     async def list_batches(
-        self, *, product_id: int | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        product_id: int | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> list[BatchView]:
         """Batches with cost and reservations (ADMIN only: carries COGS).
 
         `catalog.listBatches`: a query for ADMIN.
         """
         return await self._transport.call(
-            _CATALOG_LIST_BATCHES, ListBatches(product_id=product_id, limit=limit, offset=offset)
+            _CATALOG_LIST_BATCHES,
+            ListBatches(product_id=product_id, limit=limit, offset=offset),
+            timeout=timeout,
         )
 
     async def list_products(
-        self, *, query: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        query: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> list[ProductView]:
         """Products by id, optionally filtered by name or SKU.
 
         `catalog.listProducts`: a query for ADMIN, STAFF.
         """
         return await self._transport.call(
-            _CATALOG_LIST_PRODUCTS, ListProducts(query=query, limit=limit, offset=offset)
+            _CATALOG_LIST_PRODUCTS,
+            ListProducts(query=query, limit=limit, offset=offset),
+            timeout=timeout,
         )
 
     async def update_batch(
-        self, *, batch_id: int, on_hand_qty: Decimal | None = None, unit_cogs: Decimal | None = None
+        self,
+        *,
+        batch_id: int,
+        on_hand_qty: Decimal | int | str | None = None,
+        unit_cogs: Decimal | int | str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> BatchView:
         """Correct a batch's quantity on hand or its unit cost.
 
@@ -826,6 +1012,7 @@ class AsyncCatalogProcedures:
         return await self._transport.call(
             _CATALOG_UPDATE_BATCH,
             UpdateBatch(batch_id=batch_id, on_hand_qty=on_hand_qty, unit_cogs=unit_cogs),
+            timeout=timeout,
         )
 
     async def update_product(
@@ -834,7 +1021,8 @@ class AsyncCatalogProcedures:
         product_id: int,
         name: str | None = None,
         category: str | None = None,
-        list_price: Decimal | None = None,
+        list_price: Decimal | int | str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> ProductView:
         """Change a product's name, category or list price.
 
@@ -845,6 +1033,7 @@ class AsyncCatalogProcedures:
             UpdateProduct(
                 product_id=product_id, name=name, category=category, list_price=list_price
             ),
+            timeout=timeout,
         )
 
 
@@ -858,8 +1047,9 @@ class AsyncClientsProcedures:
         self,
         *,
         name: str,
-        credit_limit: Decimal | None = None,
-        price_adjustment_percent: Decimal = Decimal("0"),
+        credit_limit: Decimal | int | str | None = None,
+        price_adjustment_percent: Decimal | int | str = Decimal("0"),
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> IdResult:
         """Register a VIP client. A null credit limit means unlimited.
 
@@ -872,30 +1062,47 @@ class AsyncClientsProcedures:
                 credit_limit=credit_limit,
                 price_adjustment_percent=price_adjustment_percent,
             ),
+            timeout=timeout,
         )
 
-    async def get(self, *, client_id: int) -> ClientView:
+    async def get(
+        self,
+        *,
+        client_id: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> ClientView:
         """One client.
 
         `clients.get`: a query for ADMIN, STAFF.
         """
-        return await self._transport.call(_CLIENTS_GET, GetClient(client_id=client_id))
+        return await self._transport.call(
+            _CLIENTS_GET, GetClient(client_id=client_id), timeout=timeout
+        )
 
-    async def list(self, *, limit: int = 50, offset: int = 0) -> builtins.list[ClientView]:
+    async def list(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> builtins.list[ClientView]:
         """Clients by id.
 
         `clients.list`: a query for ADMIN, STAFF.
         """
-        return await self._transport.call(_CLIENTS_LIST, ListClients(limit=limit, offset=offset))
+        return await self._transport.call(
+            _CLIENTS_LIST, ListClients(limit=limit, offset=offset), timeout=timeout
+        )
 
     async def update(
         self,
         *,
         client_id: int,
         name: str | None = None,
-        credit_limit: Decimal | None = None,
+        credit_limit: Decimal | int | str | None = None,
         clear_credit_limit: bool = False,
-        price_adjustment_percent: Decimal | None = None,
+        price_adjustment_percent: Decimal | int | str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> ClientView:
         """Change a client's name, credit limit (or clear it) or price adjustment.
 
@@ -910,6 +1117,7 @@ class AsyncClientsProcedures:
                 clear_credit_limit=clear_credit_limit,
                 price_adjustment_percent=price_adjustment_percent,
             ),
+            timeout=timeout,
         )
 
 
@@ -920,7 +1128,13 @@ class AsyncLiveShoppingProcedures:
         self._transport = transport
 
     async def add_to_cart(
-        self, *, session_id: int, batch_id: int, quantity: Decimal, is_sample: bool = False
+        self,
+        *,
+        session_id: int,
+        batch_id: int,
+        quantity: Decimal | int | str,
+        is_sample: bool = False,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> Cart:
         """Add a batch to the cart, within net availability.
 
@@ -933,24 +1147,35 @@ class AsyncLiveShoppingProcedures:
             AddToCart(
                 session_id=session_id, batch_id=batch_id, quantity=quantity, is_sample=is_sample
             ),
+            timeout=timeout,
         )
 
-    async def cancel_session(self, *, session_id: int) -> SessionOnly:
+    async def cancel_session(
+        self,
+        *,
+        session_id: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> SessionOnly:
         """Cancel a session; its holds are released.
 
         `liveShopping.cancelSession`: a mutation for ADMIN, STAFF.
         """
         return await self._transport.call(
-            _LIVE_SHOPPING_CANCEL_SESSION, SessionRef(session_id=session_id)
+            _LIVE_SHOPPING_CANCEL_SESSION, SessionRef(session_id=session_id), timeout=timeout
         )
 
-    async def check_credit_status(self, *, session_id: int) -> CreditStatusOut:
+    async def check_credit_status(
+        self,
+        *,
+        session_id: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> CreditStatusOut:
         """Client credit: limit, exposure (open unpaid orders + this cart), level.
 
         `liveShopping.checkCreditStatus`: a query for ADMIN, STAFF.
         """
         return await self._transport.call(
-            _LIVE_SHOPPING_CHECK_CREDIT_STATUS, SessionRef(session_id=session_id)
+            _LIVE_SHOPPING_CHECK_CREDIT_STATUS, SessionRef(session_id=session_id), timeout=timeout
         )
 
     async def create_session(
@@ -960,6 +1185,7 @@ class AsyncLiveShoppingProcedures:
         title: str | None = None,
         scheduled_at: datetime | None = None,
         internal_notes: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> SessionCreated:
         """Open a session for a client: SCHEDULED when scheduledAt is in the future, else ACTIVE.
 
@@ -973,15 +1199,21 @@ class AsyncLiveShoppingProcedures:
                 scheduled_at=scheduled_at,
                 internal_notes=internal_notes,
             ),
+            timeout=timeout,
         )
 
-    async def create_stream_ticket(self, *, session_id: int) -> StreamTicket:
+    async def create_stream_ticket(
+        self,
+        *,
+        session_id: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> StreamTicket:
         """A 60-second ticket that opens this session's staff stream (`?ticket=`), for EventSource.
 
         `liveShopping.createStreamTicket`: a query for ADMIN, STAFF.
         """
         return await self._transport.call(
-            _LIVE_SHOPPING_CREATE_STREAM_TICKET, SessionRef(session_id=session_id)
+            _LIVE_SHOPPING_CREATE_STREAM_TICKET, SessionRef(session_id=session_id), timeout=timeout
         )
 
     async def end_session(
@@ -992,6 +1224,7 @@ class AsyncLiveShoppingProcedures:
         bypass_credit_check: bool = False,
         generate_sales_sheet: bool = False,
         payment_terms: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> EndSessionOut:
         """End the session, optionally converting its cart into an order in one transaction.
 
@@ -1006,36 +1239,62 @@ class AsyncLiveShoppingProcedures:
                 generate_sales_sheet=generate_sales_sheet,
                 payment_terms=payment_terms,
             ),
+            timeout=timeout,
         )
 
-    async def extend_holds(self, *, session_id: int, minutes: int) -> SessionOnly:
+    async def extend_holds(
+        self,
+        *,
+        session_id: int,
+        minutes: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> SessionOnly:
         """Push the hold deadline to max(deadline, now) + minutes (1 to the session's timeout).
 
         `liveShopping.extendHolds`: a mutation for ADMIN, STAFF.
         """
         return await self._transport.call(
-            _LIVE_SHOPPING_EXTEND_HOLDS, ExtendHolds(session_id=session_id, minutes=minutes)
+            _LIVE_SHOPPING_EXTEND_HOLDS,
+            ExtendHolds(session_id=session_id, minutes=minutes),
+            timeout=timeout,
         )
 
-    async def generate_sales_sheet(self, *, session_id: int) -> SalesSheetOut:
+    async def generate_sales_sheet(
+        self,
+        *,
+        session_id: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> SalesSheetOut:
         """Snapshot the cart as a sales sheet the client can open at its share link.
 
         `liveShopping.generateSalesSheet`: a mutation for ADMIN, STAFF.
         """
         return await self._transport.call(
-            _LIVE_SHOPPING_GENERATE_SALES_SHEET, SessionRef(session_id=session_id)
+            _LIVE_SHOPPING_GENERATE_SALES_SHEET, SessionRef(session_id=session_id), timeout=timeout
         )
 
-    async def get_session(self, *, session_id: int) -> SessionWithCart:
+    async def get_session(
+        self,
+        *,
+        session_id: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> SessionWithCart:
         """A session with its cart and totals.
 
         `liveShopping.getSession`: a query for ADMIN, STAFF.
         """
         return await self._transport.call(
-            _LIVE_SHOPPING_GET_SESSION, SessionRef(session_id=session_id)
+            _LIVE_SHOPPING_GET_SESSION, SessionRef(session_id=session_id), timeout=timeout
         )
 
-    async def get_timeline(self, *, session_id: int, cursor: int = 0, limit: int = 50) -> Timeline:
+    async def get_timeline(
+        self,
+        *,
+        session_id: int,
+        cursor: int = 0,
+        limit: int = 50,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> Timeline:
         """Who did what when, oldest first, with before and after for quantities and prices.
 
         `liveShopping.getTimeline`: a query for ADMIN, STAFF.
@@ -1043,9 +1302,16 @@ class AsyncLiveShoppingProcedures:
         return await self._transport.call(
             _LIVE_SHOPPING_GET_TIMELINE,
             GetTimeline(session_id=session_id, cursor=cursor, limit=limit),
+            timeout=timeout,
         )
 
-    async def highlight_product(self, *, session_id: int, batch_id: int | None) -> Cart:
+    async def highlight_product(
+        self,
+        *,
+        session_id: int,
+        batch_id: int | None,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> Cart:
         """Showcase a batch to the client (null clears); it need not be in the cart.
 
         `liveShopping.highlightProduct`: a mutation for ADMIN, STAFF.
@@ -1053,18 +1319,20 @@ class AsyncLiveShoppingProcedures:
         return await self._transport.call(
             _LIVE_SHOPPING_HIGHLIGHT_PRODUCT,
             HighlightProduct(session_id=session_id, batch_id=batch_id),
+            timeout=timeout,
         )
 
     async def list_sessions(
         self,
         *,
-        status: SessionStatus | None = None,
+        status: SessionStatus | SessionStatusValue | None = None,
         client_id: int | None = None,
         host_user_id: int | None = None,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
         limit: int = 50,
         offset: int = 0,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> list[SessionView]:
         """Sessions, newest first, filtered by status, client, host and creation time.
 
@@ -1081,9 +1349,16 @@ class AsyncLiveShoppingProcedures:
                 limit=limit,
                 offset=offset,
             ),
+            timeout=timeout,
         )
 
-    async def remove_from_cart(self, *, session_id: int, cart_item_id: int) -> Cart:
+    async def remove_from_cart(
+        self,
+        *,
+        session_id: int,
+        cart_item_id: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> Cart:
         """Remove a line; its hold is released.
 
         `liveShopping.removeFromCart`: a mutation for ADMIN, STAFF.
@@ -1091,10 +1366,16 @@ class AsyncLiveShoppingProcedures:
         return await self._transport.call(
             _LIVE_SHOPPING_REMOVE_FROM_CART,
             RemoveFromCart(session_id=session_id, cart_item_id=cart_item_id),
+            timeout=timeout,
         )
 
     async def respond_to_checkout(
-        self, *, session_id: int, accept: bool, message: str | None = None
+        self,
+        *,
+        session_id: int,
+        accept: bool,
+        message: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> SessionOnly:
         """Accept or decline the client's pending checkout request, once, with a message.
 
@@ -1103,21 +1384,33 @@ class AsyncLiveShoppingProcedures:
         return await self._transport.call(
             _LIVE_SHOPPING_RESPOND_TO_CHECKOUT,
             RespondToCheckout(session_id=session_id, accept=accept, message=message),
+            timeout=timeout,
         )
 
     async def search_inventory(
-        self, *, query: str | None = None, limit: int = 50
+        self,
+        *,
+        query: str | None = None,
+        limit: int = 50,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> list[StockOut]:
         """Batches matching a product name, SKU or batch code, with net availability and cost.
 
         `liveShopping.searchInventory`: a query for ADMIN, STAFF.
         """
         return await self._transport.call(
-            _LIVE_SHOPPING_SEARCH_INVENTORY, SearchInventory(query=query, limit=limit)
+            _LIVE_SHOPPING_SEARCH_INVENTORY,
+            SearchInventory(query=query, limit=limit),
+            timeout=timeout,
         )
 
     async def set_override_price(
-        self, *, session_id: int, product_id: int, override_price: Decimal | None
+        self,
+        *,
+        session_id: int,
+        product_id: int,
+        override_price: Decimal | int | str | None,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> Cart:
         """Set a session price for a product (null clears) and re-price its lines.
 
@@ -1128,10 +1421,16 @@ class AsyncLiveShoppingProcedures:
             SetOverridePrice(
                 session_id=session_id, product_id=product_id, override_price=override_price
             ),
+            timeout=timeout,
         )
 
     async def toggle_cart_item_sample(
-        self, *, session_id: int, cart_item_id: int, is_sample: bool
+        self,
+        *,
+        session_id: int,
+        cart_item_id: int,
+        is_sample: bool,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> Cart:
         """Mark a line as a sample (held, not billed) or back.
 
@@ -1144,10 +1443,16 @@ class AsyncLiveShoppingProcedures:
             ToggleCartItemSample(
                 session_id=session_id, cart_item_id=cart_item_id, is_sample=is_sample
             ),
+            timeout=timeout,
         )
 
     async def update_cart_quantity(
-        self, *, session_id: int, cart_item_id: int, quantity: Decimal
+        self,
+        *,
+        session_id: int,
+        cart_item_id: int,
+        quantity: Decimal | int | str,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> Cart:
         """Set a line's quantity, within net availability.
 
@@ -1156,6 +1461,7 @@ class AsyncLiveShoppingProcedures:
         return await self._transport.call(
             _LIVE_SHOPPING_UPDATE_CART_QUANTITY,
             UpdateCartQuantity(session_id=session_id, cart_item_id=cart_item_id, quantity=quantity),
+            timeout=timeout,
         )
 
     async def update_session(
@@ -1165,6 +1471,7 @@ class AsyncLiveShoppingProcedures:
         title: str | msgspec.UnsetType | None = msgspec.UNSET,
         scheduled_at: datetime | msgspec.UnsetType = msgspec.UNSET,
         internal_notes: str | msgspec.UnsetType | None = msgspec.UNSET,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> SessionOnly:
         """Change the title, the schedule (only while SCHEDULED) or the internal notes.
 
@@ -1178,9 +1485,16 @@ class AsyncLiveShoppingProcedures:
                 scheduled_at=scheduled_at,
                 internal_notes=internal_notes,
             ),
+            timeout=timeout,
         )
 
-    async def update_session_status(self, *, session_id: int, status: SessionStatus) -> SessionOnly:
+    async def update_session_status(
+        self,
+        *,
+        session_id: int,
+        status: SessionStatus | SessionStatusValue,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> SessionOnly:
         """Start, pause, resume, end or cancel (guarded by the status machine).
 
         `liveShopping.updateSessionStatus`: a mutation for ADMIN, STAFF.
@@ -1188,6 +1502,7 @@ class AsyncLiveShoppingProcedures:
         return await self._transport.call(
             _LIVE_SHOPPING_UPDATE_SESSION_STATUS,
             UpdateSessionStatus(session_id=session_id, status=status),
+            timeout=timeout,
         )
 
 
@@ -1198,7 +1513,12 @@ class AsyncOrdersProcedures:
         self._transport = transport
 
     async def create(
-        self, *, client_id: int, lines: builtins.list[OrderLineIn], payment_terms: str | None = None
+        self,
+        *,
+        client_id: int,
+        lines: builtins.list[OrderLineIn],
+        payment_terms: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> CreatedOrder:
         """Create an order; refused whole if any batch lacks net availability.
 
@@ -1207,24 +1527,37 @@ class AsyncOrdersProcedures:
         return await self._transport.call(
             _ORDERS_CREATE,
             CreateOrder(client_id=client_id, lines=lines, payment_terms=payment_terms),
+            timeout=timeout,
         )
 
-    async def get(self, *, order_id: int) -> OrderView:
+    async def get(
+        self,
+        *,
+        order_id: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> OrderView:
         """One order with its lines.
 
         `orders.get`: a query for ADMIN, STAFF.
         """
-        return await self._transport.call(_ORDERS_GET, GetOrder(order_id=order_id))
+        return await self._transport.call(_ORDERS_GET, GetOrder(order_id=order_id), timeout=timeout)
 
     async def list(
-        self, *, client_id: int | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        client_id: int | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> builtins.list[OrderView]:
         """Orders, newest first, optionally for one client.
 
         `orders.list`: a query for ADMIN, STAFF.
         """
         return await self._transport.call(
-            _ORDERS_LIST, ListOrders(client_id=client_id, limit=limit, offset=offset)
+            _ORDERS_LIST,
+            ListOrders(client_id=client_id, limit=limit, offset=offset),
+            timeout=timeout,
         )
 
 
@@ -1234,12 +1567,16 @@ class AsyncRpcProcedures:
     def __init__(self, transport: AsyncTransport) -> None:
         self._transport = transport
 
-    async def discover(self) -> dict[str, Any]:
+    async def discover(
+        self,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> dict[str, Any]:
         """The OpenRPC 1.3 document of every procedure this server exposes.
 
         `rpc.discover`: a query open to everyone.
         """
-        return await self._transport.call(_RPC_DISCOVER, NoInput())
+        return await self._transport.call(_RPC_DISCOVER, NoInput(), timeout=timeout)
 
 
 class AsyncSystemProcedures:
@@ -1248,12 +1585,16 @@ class AsyncSystemProcedures:
     def __init__(self, transport: AsyncTransport) -> None:
         self._transport = transport
 
-    async def health(self) -> Health:
+    async def health(
+        self,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> Health:
         """Liveness of the RPC layer (does not touch the database).
 
         `system.health`: a query open to everyone.
         """
-        return await self._transport.call(_SYSTEM_HEALTH, NoInput())
+        return await self._transport.call(_SYSTEM_HEALTH, NoInput(), timeout=timeout)
 
 
 class AsyncVipPortalLiveShoppingProcedures:
@@ -1262,7 +1603,14 @@ class AsyncVipPortalLiveShoppingProcedures:
     def __init__(self, transport: AsyncTransport) -> None:
         self._transport = transport
 
-    async def add_to_cart(self, *, room_code: str, batch_id: int, quantity: Decimal) -> ClientCart:
+    async def add_to_cart(
+        self,
+        *,
+        room_code: str,
+        batch_id: int,
+        quantity: Decimal | int | str,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> ClientCart:
         """Add a batch to the shared cart while the session is ACTIVE.
 
         Merges only into the client's own line of that batch, never into the host's.
@@ -1272,34 +1620,62 @@ class AsyncVipPortalLiveShoppingProcedures:
         return await self._transport.call(
             _VIP_PORTAL_LIVE_SHOPPING_ADD_TO_CART,
             ClientAddToCart(room_code=room_code, batch_id=batch_id, quantity=quantity),
+            timeout=timeout,
         )
 
-    async def create_stream_ticket(self, *, room_code: str) -> StreamTicket:
+    async def create_stream_ticket(
+        self,
+        *,
+        room_code: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> StreamTicket:
         """A 60-second ticket that opens this room's client stream (`?ticket=`), for EventSource.
 
         `vipPortalLiveShopping.createStreamTicket`: a query for CLIENT.
         """
         return await self._transport.call(
-            _VIP_PORTAL_LIVE_SHOPPING_CREATE_STREAM_TICKET, RoomRef(room_code=room_code)
+            _VIP_PORTAL_LIVE_SHOPPING_CREATE_STREAM_TICKET,
+            RoomRef(room_code=room_code),
+            timeout=timeout,
         )
 
-    async def get_active_session(self) -> ActiveSession:
+    async def get_active_session(
+        self,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> ActiveSession:
         """The client's newest open session, or null.
 
         `vipPortalLiveShopping.getActiveSession`: a query for CLIENT.
         """
-        return await self._transport.call(_VIP_PORTAL_LIVE_SHOPPING_GET_ACTIVE_SESSION, NoInput())
+        return await self._transport.call(
+            _VIP_PORTAL_LIVE_SHOPPING_GET_ACTIVE_SESSION, NoInput(), timeout=timeout
+        )
 
-    async def get_session_by_room_code(self, *, room_code: str) -> ClientSessionWithCart:
+    async def get_session_by_room_code(
+        self,
+        *,
+        room_code: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> ClientSessionWithCart:
         """Join a session by its room code (only the client's own).
 
         `vipPortalLiveShopping.getSessionByRoomCode`: a query for CLIENT.
         """
         return await self._transport.call(
-            _VIP_PORTAL_LIVE_SHOPPING_GET_SESSION_BY_ROOM_CODE, RoomRef(room_code=room_code)
+            _VIP_PORTAL_LIVE_SHOPPING_GET_SESSION_BY_ROOM_CODE,
+            RoomRef(room_code=room_code),
+            timeout=timeout,
         )
 
-    async def get_timeline(self, *, room_code: str, cursor: int = 0, limit: int = 50) -> Timeline:
+    async def get_timeline(
+        self,
+        *,
+        room_code: str,
+        cursor: int = 0,
+        limit: int = 50,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> Timeline:
         """The session's story as the client may see it: no notes, cost or credit.
 
         `vipPortalLiveShopping.getTimeline`: a query for CLIENT.
@@ -1307,9 +1683,16 @@ class AsyncVipPortalLiveShoppingProcedures:
         return await self._transport.call(
             _VIP_PORTAL_LIVE_SHOPPING_GET_TIMELINE,
             ClientGetTimeline(room_code=room_code, cursor=cursor, limit=limit),
+            timeout=timeout,
         )
 
-    async def remove_from_cart(self, *, room_code: str, cart_item_id: int) -> ClientCart:
+    async def remove_from_cart(
+        self,
+        *,
+        room_code: str,
+        cart_item_id: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> ClientCart:
         """Remove a line the client added.
 
         `vipPortalLiveShopping.removeFromCart`: a mutation for CLIENT.
@@ -1317,9 +1700,15 @@ class AsyncVipPortalLiveShoppingProcedures:
         return await self._transport.call(
             _VIP_PORTAL_LIVE_SHOPPING_REMOVE_FROM_CART,
             ClientRemoveFromCart(room_code=room_code, cart_item_id=cart_item_id),
+            timeout=timeout,
         )
 
-    async def request_checkout(self, *, room_code: str) -> CheckoutRequested:
+    async def request_checkout(
+        self,
+        *,
+        room_code: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> CheckoutRequested:
         """Ask the host to convert the cart (not empty) into an order.
 
         Asking again while the request is pending changes nothing and returns its time.
@@ -1327,11 +1716,17 @@ class AsyncVipPortalLiveShoppingProcedures:
         `vipPortalLiveShopping.requestCheckout`: a mutation for CLIENT.
         """
         return await self._transport.call(
-            _VIP_PORTAL_LIVE_SHOPPING_REQUEST_CHECKOUT, RoomRef(room_code=room_code)
+            _VIP_PORTAL_LIVE_SHOPPING_REQUEST_CHECKOUT,
+            RoomRef(room_code=room_code),
+            timeout=timeout,
         )
 
     async def search_inventory(
-        self, *, query: str | None = None, limit: int = 50
+        self,
+        *,
+        query: str | None = None,
+        limit: int = 50,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> list[ClientStock]:
         """Products and batches with what is free to buy; no cost or internal fields.
 
@@ -1340,10 +1735,16 @@ class AsyncVipPortalLiveShoppingProcedures:
         return await self._transport.call(
             _VIP_PORTAL_LIVE_SHOPPING_SEARCH_INVENTORY,
             ClientSearchInventory(query=query, limit=limit),
+            timeout=timeout,
         )
 
     async def update_cart_quantity(
-        self, *, room_code: str, cart_item_id: int, quantity: Decimal
+        self,
+        *,
+        room_code: str,
+        cart_item_id: int,
+        quantity: Decimal | int | str,
+        timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
     ) -> ClientCart:
         """Change the quantity of a line the client added.
 
@@ -1354,6 +1755,7 @@ class AsyncVipPortalLiveShoppingProcedures:
             ClientUpdateCartQuantity(
                 room_code=room_code, cart_item_id=cart_item_id, quantity=quantity
             ),
+            timeout=timeout,
         )
 
 
@@ -1361,9 +1763,11 @@ class LiveShoppingClient(SyncClientBase):
     """Blocking client of the Live Shopping JSON-RPC API.
 
     Procedures are grouped by namespace: `client.catalog.create_product(...)` calls
-    `catalog.createProduct`. The service's errors raise `RpcError`.
-    `subscribe_session(session_id)` and `subscribe_room(room_code)` follow a live session's
-    events (Server-Sent Events), reconnecting without losing any.
+    `catalog.createProduct`; each also takes `timeout=` (seconds), which replaces the client's
+    for that call. The service's errors raise a subclass of `RpcError` (`NotFound`, `Forbidden`,
+    ...), a call that gets no answer raises `TransportError`. `subscribe_session(session_id)` and
+    `subscribe_room(room_code)` follow a live session's events (Server-Sent Events), reconnecting
+    without losing any.
 
     Close it (a `with` block or `close()`) to release its connections. An `http_client` passed in
     is left open, and `timeout` applies only to the client made here.
@@ -1391,9 +1795,11 @@ class AsyncLiveShoppingClient(AsyncClientBase):
     """Asyncio client of the Live Shopping JSON-RPC API.
 
     Procedures are grouped by namespace: `client.catalog.create_product(...)` calls
-    `catalog.createProduct`. The service's errors raise `RpcError`.
-    `subscribe_session(session_id)` and `subscribe_room(room_code)` follow a live session's
-    events (Server-Sent Events), reconnecting without losing any.
+    `catalog.createProduct`; each also takes `timeout=` (seconds), which replaces the client's
+    for that call. The service's errors raise a subclass of `RpcError` (`NotFound`, `Forbidden`,
+    ...), a call that gets no answer raises `TransportError`. `subscribe_session(session_id)` and
+    `subscribe_room(room_code)` follow a live session's events (Server-Sent Events), reconnecting
+    without losing any.
 
     Close it (an `async with` block or `await aclose()`) to release its connections. An
     `http_client` passed in is left open, and `timeout` applies only to the client made here.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 import msgspec
 
@@ -16,10 +16,16 @@ class AddedByRole(enum.StrEnum):
     CLIENT = "CLIENT"
 
 
+AddedByRoleValue: TypeAlias = Literal["HOST", "CLIENT"]
+
+
 class Role(enum.StrEnum):
     ADMIN = "ADMIN"
     STAFF = "STAFF"
     CLIENT = "CLIENT"
+
+
+RoleValue: TypeAlias = Literal["ADMIN", "STAFF", "CLIENT"]
 
 
 class SessionStatus(enum.StrEnum):
@@ -31,6 +37,11 @@ class SessionStatus(enum.StrEnum):
     CANCELLED = "CANCELLED"
 
 
+SessionStatusValue: TypeAlias = Literal[
+    "SCHEDULED", "ACTIVE", "PAUSED", "ENDED", "CONVERTED", "CANCELLED"
+]
+
+
 class ActiveSession(msgspec.Struct, kw_only=True):
     session: ClientSessionView | None
 
@@ -38,7 +49,7 @@ class ActiveSession(msgspec.Struct, kw_only=True):
 class AddToCart(msgspec.Struct, kw_only=True, rename="camel"):
     session_id: int
     batch_id: int
-    quantity: Decimal
+    quantity: Decimal | int | str
     is_sample: bool = False
 
 
@@ -89,7 +100,7 @@ class CheckoutState(msgspec.Struct, kw_only=True, rename="camel"):
 class ClientAddToCart(msgspec.Struct, kw_only=True, rename="camel"):
     room_code: str
     batch_id: int
-    quantity: Decimal
+    quantity: Decimal | int | str
 
 
 class ClientCart(msgspec.Struct, kw_only=True, rename="camel"):
@@ -164,7 +175,7 @@ class ClientStock(msgspec.Struct, kw_only=True, rename="camel"):
 class ClientUpdateCartQuantity(msgspec.Struct, kw_only=True, rename="camel"):
     room_code: str
     cart_item_id: int
-    quantity: Decimal
+    quantity: Decimal | int | str
 
 
 class ClientView(msgspec.Struct, kw_only=True, rename="camel"):
@@ -177,14 +188,14 @@ class ClientView(msgspec.Struct, kw_only=True, rename="camel"):
 class CreateBatch(msgspec.Struct, kw_only=True, rename="camel"):
     product_id: int
     code: str
-    on_hand_qty: Decimal
-    unit_cogs: Decimal
+    on_hand_qty: Decimal | int | str
+    unit_cogs: Decimal | int | str
 
 
 class CreateClient(msgspec.Struct, kw_only=True, rename="camel"):
     name: str
-    credit_limit: Decimal | None = None
-    price_adjustment_percent: Decimal = Decimal("0")
+    credit_limit: Decimal | int | str | None = None
+    price_adjustment_percent: Decimal | int | str = Decimal("0")
 
 
 class CreateOrder(msgspec.Struct, kw_only=True, rename="camel"):
@@ -196,7 +207,7 @@ class CreateOrder(msgspec.Struct, kw_only=True, rename="camel"):
 class CreateProduct(msgspec.Struct, kw_only=True, rename="camel"):
     name: str
     sku: str
-    list_price: Decimal
+    list_price: Decimal | int | str
     category: str | None = None
 
 
@@ -308,7 +319,7 @@ class ListProducts(msgspec.Struct, kw_only=True):
 
 
 class ListSessions(msgspec.Struct, kw_only=True, rename="camel"):
-    status: SessionStatus | None = None
+    status: SessionStatus | SessionStatusValue | None = None
     client_id: int | None = None
     host_user_id: int | None = None
     created_from: datetime | None = None
@@ -323,8 +334,8 @@ class NoInput(msgspec.Struct, kw_only=True):
 
 class OrderLineIn(msgspec.Struct, kw_only=True, rename="camel"):
     batch_id: int
-    quantity: Decimal
-    unit_price: Decimal | None = None
+    quantity: Decimal | int | str
+    unit_price: Decimal | int | str | None = None
 
 
 class OrderLineView(msgspec.Struct, kw_only=True, rename="camel"):
@@ -434,7 +445,7 @@ class SessionWithCart(msgspec.Struct, kw_only=True):
 class SetOverridePrice(msgspec.Struct, kw_only=True, rename="camel"):
     session_id: int
     product_id: int
-    override_price: Decimal | None
+    override_price: Decimal | int | str | None
 
 
 class StockOut(msgspec.Struct, kw_only=True, rename="camel"):
@@ -477,29 +488,29 @@ class ToggleCartItemSample(msgspec.Struct, kw_only=True, rename="camel"):
 
 class UpdateBatch(msgspec.Struct, kw_only=True, rename="camel"):
     batch_id: int
-    on_hand_qty: Decimal | None = None
-    unit_cogs: Decimal | None = None
+    on_hand_qty: Decimal | int | str | None = None
+    unit_cogs: Decimal | int | str | None = None
 
 
 class UpdateCartQuantity(msgspec.Struct, kw_only=True, rename="camel"):
     session_id: int
     cart_item_id: int
-    quantity: Decimal
+    quantity: Decimal | int | str
 
 
 class UpdateClient(msgspec.Struct, kw_only=True, rename="camel"):
     client_id: int
     name: str | None = None
-    credit_limit: Decimal | None = None
+    credit_limit: Decimal | int | str | None = None
     clear_credit_limit: bool = False
-    price_adjustment_percent: Decimal | None = None
+    price_adjustment_percent: Decimal | int | str | None = None
 
 
 class UpdateProduct(msgspec.Struct, kw_only=True, rename="camel"):
     product_id: int
     name: str | None = None
     category: str | None = None
-    list_price: Decimal | None = None
+    list_price: Decimal | int | str | None = None
 
 
 class UpdateSession(msgspec.Struct, kw_only=True, rename="camel"):
@@ -513,4 +524,4 @@ class UpdateSession(msgspec.Struct, kw_only=True, rename="camel"):
 
 class UpdateSessionStatus(msgspec.Struct, kw_only=True, rename="camel"):
     session_id: int
-    status: SessionStatus
+    status: SessionStatus | SessionStatusValue
