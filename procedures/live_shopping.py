@@ -10,6 +10,7 @@ import msgspec
 from app.db.models import SessionStatus
 from app.domain import live_shopping as use
 from app.domain.actors import STAFF_ROLES
+from app.domain.credit import CreditLevel
 from app.domain.inventory import search_inventory
 from app.domain.sessions import SessionFilter, list_sessions, session_for_staff
 from app.domain.timeline import Page, Timeline, staff_timeline
@@ -146,7 +147,7 @@ class CreditStatusOut(Output):
     exposure: Decimal
     available: Decimal | None
     utilization: Decimal | None
-    level: str
+    level: CreditLevel
 
 
 class SalesSheetOut(Output):
@@ -317,7 +318,7 @@ async def check_credit_status(ctx: CallContext, params: SessionRef) -> CreditSta
         exposure=status.exposure,
         available=status.available,
         utilization=status.utilization,
-        level=status.level.value,
+        level=status.level,
     )
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import msgspec
 
-from app.db.models import Order
+from app.db.models import Order, OrderStatus, PaymentStatus
 from app.domain import orders
 from app.domain.actors import STAFF_ROLES
 from app.rpc.context import CallContext
@@ -60,8 +60,8 @@ class OrderView(Output):
     id: int
     client_id: int
     session_id: int | None
-    status: str
-    payment_status: str
+    status: OrderStatus
+    payment_status: PaymentStatus
     payment_terms: str | None
     total: Decimal
     created_at: datetime
@@ -73,8 +73,8 @@ class OrderView(Output):
             id=o.id,
             client_id=o.client_id,
             session_id=o.session_id,
-            status=o.status.value,
-            payment_status=o.payment_status.value,
+            status=o.status,
+            payment_status=o.payment_status,
             payment_terms=o.payment_terms,
             total=o.total,
             created_at=o.created_at,

@@ -6,6 +6,12 @@
 
 export type AddedByRole = "HOST" | "CLIENT";
 
+export type CreditLevel = "OK" | "WARNING" | "EXCEEDED";
+
+export type OrderStatus = "OPEN" | "FULFILLED" | "CANCELLED";
+
+export type PaymentStatus = "UNPAID" | "PAID";
+
 export type Role = "ADMIN" | "STAFF" | "CLIENT";
 
 export type SessionStatus = "SCHEDULED" | "ACTIVE" | "PAUSED" | "ENDED" | "CONVERTED" | "CANCELLED";
@@ -206,7 +212,7 @@ export interface CreditStatusOut {
   exposure: string;
   available: string | null;
   utilization: string | null;
-  level: string;
+  level: CreditLevel;
 }
 
 export interface EndSession {
@@ -336,8 +342,8 @@ export interface OrderView {
   id: number;
   clientId: number;
   sessionId: number | null;
-  status: string;
-  paymentStatus: string;
+  status: OrderStatus;
+  paymentStatus: PaymentStatus;
   paymentTerms: string | null;
   total: string;
   createdAt: string;

@@ -19,6 +19,32 @@ class AddedByRole(enum.StrEnum):
 AddedByRoleValue: TypeAlias = Literal["HOST", "CLIENT"]
 
 
+class CreditLevel(enum.StrEnum):
+    OK = "OK"
+    WARNING = "WARNING"
+    EXCEEDED = "EXCEEDED"
+
+
+CreditLevelValue: TypeAlias = Literal["OK", "WARNING", "EXCEEDED"]
+
+
+class OrderStatus(enum.StrEnum):
+    OPEN = "OPEN"
+    FULFILLED = "FULFILLED"
+    CANCELLED = "CANCELLED"
+
+
+OrderStatusValue: TypeAlias = Literal["OPEN", "FULFILLED", "CANCELLED"]
+
+
+class PaymentStatus(enum.StrEnum):
+    UNPAID = "UNPAID"
+    PAID = "PAID"
+
+
+PaymentStatusValue: TypeAlias = Literal["UNPAID", "PAID"]
+
+
 class Role(enum.StrEnum):
     ADMIN = "ADMIN"
     STAFF = "STAFF"
@@ -229,7 +255,7 @@ class CreditStatusOut(msgspec.Struct, kw_only=True, rename="camel"):
     exposure: Decimal
     available: Decimal | None
     utilization: Decimal | None
-    level: str
+    level: CreditLevel
 
 
 class EndSession(msgspec.Struct, kw_only=True, rename="camel"):
@@ -353,8 +379,8 @@ class OrderView(msgspec.Struct, kw_only=True, rename="camel"):
     id: int
     client_id: int
     session_id: int | None
-    status: str
-    payment_status: str
+    status: OrderStatus
+    payment_status: PaymentStatus
     payment_terms: str | None
     total: Decimal
     created_at: datetime
