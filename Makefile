@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP) migrate seed ## serve on $HOST:$PORT (default 127.0.0.1:8000), SQLite by default
+	@echo "Sign-in links for the demo users (console for staff, room for a client in a session):"
+	@$(BIN)/python -m app token --link
 	$(BIN)/python -m app serve
 
 test: $(STAMP) ## the test suite (MariaDB/Redis tests skip when absent unless REQUIRE_SERVICES=1)

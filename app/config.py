@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from typing import Annotated
 
@@ -54,6 +55,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     )
     rpc_max_body_bytes: PositiveInt = msgspec.field(default=1_048_576, name="RPC_MAX_BODY_BYTES")
     rpc_max_batch: PositiveInt = msgspec.field(default=50, name="RPC_MAX_BATCH")
+    # Browser origins (scheme://host[:port]) that may call /rpc, /trpc and open the streams
+    # (DESIGN.md 2.3); given comma-separated, none by default.
+    cors_allowed_origins: tuple[str, ...] = msgspec.field(default=(), name="CORS_ALLOWED_ORIGINS")
     host: str = msgspec.field(default="127.0.0.1", name="HOST")
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = msgspec.field(default=8000, name="PORT")
 
@@ -69,6 +73,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     """Parse and validate the service settings; raise ConfigError naming the bad variable."""
     # Empty values count as unset, as a shell `export X=` usually means "no value".
     present = {k: v for k, v in environ.items() if k in _ENV_NAMES and v != ""}
+    if "CORS_ALLOWED_ORIGINS" in present:
+        present["CORS_ALLOWED_ORIGINS"] = _parse_origins(present["CORS_ALLOWED_ORIGINS"])  # type: ignore[assignment]
     if "FEATURE_LIVE_SHOPPING_ENABLED" in present:
         present["FEATURE_LIVE_SHOPPING_ENABLED"] = _parse_flag(
             "FEATURE_LIVE_SHOPPING_ENABLED", present["FEATURE_LIVE_SHOPPING_ENABLED"]
@@ -100,6 +106,53 @@ def _parse_flag(name: str, value: str) -> bool:
     if lowered in {"false", "0", "no", "off"}:
         return False
     raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+# An origin as a browser sends it in the Origin header: scheme, host (a DNS name in ASCII,
+# punycode for others, an IPv4 or a bracketed IPv6 address) and a port unless it is the
+# scheme's default; no path, no trailing slash, no user info.
+_ORIGIN = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.-]*)://"
+    r"(?P<host>\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*)"
+    r"(?::(?P<port>[1-9][0-9]{0,4}))?",
+    re.IGNORECASE,
+)
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def _parse_origins(value: str) -> list[str]:
+    """CORS_ALLOWED_ORIGINS, comma-separated, as the Origin header will spell each one.
+
+    A wildcard is refused, not supported: DESIGN.md 2.3 opens the API to named origins, and a
+    `*` (which litestar would also read inside an origin, `https://*.example.com`) would open it
+    to every site on the web. An entry that no browser would ever send is refused too, since
+    it would silently match nothing.
+    """
+    origins: list[str] = []
+    for entry in value.split(","):
+        origin = entry.strip()
+        if not origin:
+            continue  # a trailing comma
+        if "*" in origin:
+            raise ConfigError(
+                f"CORS_ALLOWED_ORIGINS: wildcards are not accepted, got {origin!r}; "
+                "list each origin, e.g. https://console.example.com"
+            )
+        match = _ORIGIN.fullmatch(origin)
+        if match is None or int(match["port"] or 1) > 65535:
+            raise ConfigError(
+                f"CORS_ALLOWED_ORIGINS: {origin!r} is not an origin; expected scheme://host[:port] "
+                "with no path or trailing slash, e.g. https://console.example.com"
+            )
+        scheme = match["scheme"].lower()
+        if match["port"] is not None and _DEFAULT_PORTS.get(scheme) == match["port"]:
+            raise ConfigError(
+                f"CORS_ALLOWED_ORIGINS: {origin!r} names the default port, which browsers leave "
+                f"out of the Origin header; write {scheme}://{match['host'].lower()}"
+            )
+        # Browsers send the scheme and host in lower case.
+        origins.append(origin.lower())
+    return origins
 
 
 def _check_secret(settings: Settings) -> None:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from app.auth import TokenService
 from app.config import load_settings
 from app.domain.actors import Actor, Role
+from tests.factories import rpc_on
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "cli-test-secret-that-is-long-enough-for-hs256"
@@ -107,3 +111,93 @@ def test_serving_several_workers_without_redis_is_refused_before_anything_starts
     assert done.returncode == 2
     assert "REDIS_URL" in done.stderr
     assert "Uvicorn running" not in done.stdout + done.stderr
+
+
+# --- token --link: sign-in links to the pages for the demo users -----------------------------
+
+LINK = re.compile(r"(?P<page>console|room): (?P<url>https?://\S+)$")
+
+
+def seeded_database(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'links.db'}"
+    for step in (("migrate",), ("seed", "--demo")):
+        done = run_cli(*step, DATABASE_URL=url)
+        assert done.returncode == 0, done.stderr
+    return url
+
+
+def links_of(stdout: str) -> dict[int, tuple[str, str]]:
+    """user id -> (page, url) for every line of `token --link` that carries a link."""
+    found = {}
+    for line in stdout.splitlines():
+        user = re.search(r"user (\d+)", line)
+        link = LINK.search(line)
+        if user and link:
+            found[int(user.group(1))] = (link["page"], link["url"])
+    return found
+
+
+def token_of(url: str) -> str:
+    fragment = urlsplit(url).fragment
+    assert fragment.startswith("token="), url
+    return fragment.removeprefix("token=")
+
+
+def test_token_link_prints_a_console_link_per_demo_staff_user_signed_in_as_that_user(
+    tmp_path: Path,
+) -> None:
+    url = seeded_database(tmp_path)
+    done = run_cli("token", "--link", DATABASE_URL=url, JWT_SECRET=SECRET, PORT="8123")
+    assert done.returncode == 0, done.stderr
+    links = links_of(done.stdout)
+    assert {1, 2, 3} <= links.keys()
+    for user_id, role in ((1, Role.ADMIN), (2, Role.STAFF), (3, Role.STAFF)):
+        page, link = links[user_id]
+        assert page == "console"
+        # The token rides in the fragment, which a browser never sends to the server.
+        assert link.startswith("http://127.0.0.1:8123/console#token=")
+        actor = tokens_for(SECRET).authenticate(f"Bearer {token_of(link)}")
+        assert actor == Actor(user_id=user_id, role=role, client_id=None)
+    # Clients without an open session get no room link yet, and are told why.
+    assert "no open session" in done.stdout
+    assert 101 not in links
+
+
+def test_token_link_for_a_client_opens_the_room_of_its_active_session(tmp_path: Path) -> None:
+    url = seeded_database(tmp_path)
+
+    async def open_session() -> str:
+        async with rpc_on(url) as rpc:
+            created = await rpc.staff("liveShopping.createSession", {"clientId": 1})
+            return str(created["roomCode"])
+
+    room_code = asyncio.run(open_session())
+    done = run_cli(
+        "token", "--link", "--role", "CLIENT", "--base-url", "https://shop.example",
+        DATABASE_URL=url, JWT_SECRET=SECRET,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    links = links_of(done.stdout)
+    assert set(links) == {101}, done.stdout  # only clients, and only 101 has a session
+    page, link = links[101]
+    assert page == "room"
+    assert link.startswith(f"https://shop.example/room/{room_code}#token=")
+    actor = tokens_for(SECRET).authenticate(f"Bearer {token_of(link)}")
+    assert actor == Actor(user_id=101, role=Role.CLIENT, client_id=1)
+    assert "console" not in done.stdout.replace("in the console", "")
+
+
+def test_token_link_without_demo_data_says_to_seed_first(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    assert run_cli("migrate", DATABASE_URL=url).returncode == 0
+    done = run_cli("token", "--link", DATABASE_URL=url, JWT_SECRET=SECRET)
+    assert done.returncode == 2
+    assert "seed --demo" in done.stderr
+    assert done.stdout == ""
+
+
+def test_token_without_link_still_needs_role_and_sub() -> None:
+    done = run_cli("token", "--role", "STAFF", JWT_SECRET=SECRET)
+    assert done.returncode == 2
+    assert "--sub" in done.stderr
+    assert done.stdout == ""

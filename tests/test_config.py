@@ -36,6 +36,7 @@ def test_an_empty_environment_gives_the_documented_defaults() -> None:
     assert settings.session_timeout_mins == 120
     assert settings.host == "127.0.0.1"
     assert settings.port == 8000
+    assert settings.cors_allowed_origins == ()
 
 
 def test_every_documented_variable_is_read() -> None:
@@ -53,6 +54,7 @@ def test_every_documented_variable_is_read() -> None:
             "LIVE_SHOPPING_SESSION_TIMEOUT_MINS": "45",
             "HOST": "0.0.0.0",
             "PORT": "9123",
+            "CORS_ALLOWED_ORIGINS": "https://console.example.com,http://localhost:5173",
         }
     )
     assert settings.app_env is AppEnv.TEST
@@ -67,6 +69,7 @@ def test_every_documented_variable_is_read() -> None:
     assert settings.session_timeout_mins == 45
     assert settings.host == "0.0.0.0"
     assert settings.port == 9123
+    assert settings.cors_allowed_origins == ("https://console.example.com", "http://localhost:5173")
 
 
 @pytest.mark.parametrize(
@@ -101,6 +104,16 @@ def test_variables_the_service_does_not_know_are_ignored() -> None:
         ("PORT", "0"),
         ("PORT", "65536"),
         ("PORT", "http"),
+        ("CORS_ALLOWED_ORIGINS", "*"),
+        ("CORS_ALLOWED_ORIGINS", "https://*.example.com"),
+        ("CORS_ALLOWED_ORIGINS", "https://console.example.com/"),
+        ("CORS_ALLOWED_ORIGINS", "https://console.example.com/app"),
+        ("CORS_ALLOWED_ORIGINS", "console.example.com"),
+        ("CORS_ALLOWED_ORIGINS", "https://console.example.com:443"),
+        ("CORS_ALLOWED_ORIGINS", "https://console.example.com:99999"),
+        ("CORS_ALLOWED_ORIGINS", "https://user@console.example.com"),
+        ("CORS_ALLOWED_ORIGINS", "https://console.example.com;http://localhost:5173"),
+        ("CORS_ALLOWED_ORIGINS", "null"),
     ],
 )
 def test_an_invalid_value_is_refused_with_a_message_naming_the_variable(
@@ -109,6 +122,15 @@ def test_an_invalid_value_is_refused_with_a_message_naming_the_variable(
     with pytest.raises(ConfigError) as refused:
         load_settings({name: value})
     assert name in str(refused.value)
+
+
+def test_cors_origins_are_kept_as_browsers_send_them_in_the_origin_header() -> None:
+    given = " https://Console.Example.com , http://[::1]:8080,http://127.0.0.1:3000,"
+    assert load_settings({"CORS_ALLOWED_ORIGINS": given}).cors_allowed_origins == (
+        "https://console.example.com",
+        "http://[::1]:8080",
+        "http://127.0.0.1:3000",
+    )
 
 
 def test_production_refuses_the_development_jwt_secret() -> None:
@@ -160,3 +182,21 @@ def test_serve_in_production_without_a_secret_stops_before_listening() -> None:
     # Nothing was left listening on the port it was asked to use.
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", port))
+
+
+def test_serve_with_an_invalid_cors_origin_stops_before_listening() -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "APP_", "CORS_"))}
+    env["CORS_ALLOWED_ORIGINS"] = "https://console.example.com/"
+    finished = subprocess.run(
+        [sys.executable, "-m", "app", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert finished.returncode == 2
+    assert "CORS_ALLOWED_ORIGINS" in finished.stderr
+    assert "Uvicorn running" not in finished.stdout + finished.stderr

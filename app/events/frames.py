@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from app.domain.outbox import AppendedEvent
+from app.domain.outbox import AppendedEvent, EventType
 from app.domain.status import FINAL_STATUSES
 
 _FINAL = frozenset(status.value for status in FINAL_STATUSES)
@@ -28,11 +28,30 @@ def frame(seq: int, event_type: str, data: Any) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (seq, event_type.encode(), body)
 
 
+def snapshot_frame(seq: int, snapshot: Any, *, reset: bool) -> bytes:
+    """SESSION_SNAPSHOT labelled `seq`, the newest event id the state includes.
+
+    `reset` marks a snapshot sent instead of a replay the outbox cannot give (DESIGN.md 5): its
+    data gains a top-level `"reset": true`, telling the client to replace what it holds rather
+    than wait for the events it missed. A fresh stream's snapshot has no `reset` member, so it
+    reads exactly as before the flag existed.
+    """
+    body = _encoder.encode(snapshot)
+    if reset:
+        # A snapshot is a JSON object that always has members (session, cart): the flag goes
+        # in front of them, without decoding and re-encoding the whole state.
+        body = b'{"reset":true,' + body[1:]
+    return frame(seq, EventType.SESSION_SNAPSHOT.value, body)
+
+
 def retry_hint(milliseconds: int) -> bytes:
     return b"retry: %d\n\n" % milliseconds
 
 
 HEARTBEAT = b": heartbeat\n\n"
+# The last bytes of a stream that a stopping worker ends; the client reconnects (to another
+# worker) and resumes with Last-Event-ID.
+SHUTTING_DOWN = b": shutting down\n\n"
 
 
 @dataclass(frozen=True, slots=True)

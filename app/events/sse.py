@@ -4,11 +4,14 @@
 A stream is refused (a JSON error, before any byte of the stream) unless its bearer token or
 ticket and the session access rules allow it. Then it sends a `retry:` hint and either a
 SESSION_SNAPSHOT or, with Last-Event-ID, every outbox event after that id; then live events
-from the bus. Sequence numbers make the seam exact: a live event already sent is skipped, a gap
-is backfilled from the outbox, and a RESYNC (Redis came back, the worker's outbox watcher saw
-a newer event, the mailbox overflowed) makes the stream read the outbox itself.
+from the bus. Its Last-Event-ID never refuses a stream: an id the outbox cannot replay from
+(malformed, another session's, from the future, pruned) gets a snapshot marked `reset`.
+Sequence numbers make the seam exact: a live event already sent is skipped, a gap is
+backfilled from the outbox, and a RESYNC (Redis came back, the worker's outbox watcher saw a
+newer event, the mailbox overflowed) makes the stream read the outbox itself.
 An idle stream never queries on its own: it only sends heartbeats. The stream ends after the
-session's final event.
+session's final event, or when its worker is told to stop (`OPEN_STREAMS`): then it ends its
+response cleanly within the grace period and its client resumes on another worker.
 
 No stream holds a database connection while it writes: it reads (the snapshot, or a page of
 the outbox, app/events/replay.py), gives the connection back, then writes. A client that does
@@ -23,8 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -32,18 +36,31 @@ from urllib.parse import parse_qs
 from litestar import asgi
 from litestar.enums import ScopeType
 from litestar.exceptions import ClientException
-from litestar.types import HTTPResponseStartEvent, Message, Receive, Scope, Send
+from litestar.types import (
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import LiveSession
 from app.domain.actors import STAFF_ROLES, Actor, Role
 from app.domain.announce import client_snapshot, staff_snapshot
-from app.domain.errors import Forbidden, InvalidInput
-from app.domain.outbox import EventType
+from app.domain.errors import Forbidden
 from app.domain.sessions import session_for_client, session_for_staff
 from app.domain.status import FINAL_STATUSES
-from app.events.frames import HEARTBEAT, Audience, LiveEvent, frame, retry_hint
+from app.events.frames import (
+    HEARTBEAT,
+    SHUTTING_DOWN,
+    Audience,
+    LiveEvent,
+    retry_hint,
+    snapshot_frame,
+)
 from app.events.hub import Listener, Signal
 from app.events.streams import client_stream_key, staff_stream_key
 from app.rpc import jsonrpc
@@ -59,13 +76,23 @@ RETRY_MS = 2000
 # link or a handover (TCP's retransmissions back off over a few seconds), yet frees a dead or
 # frozen client's stream, and the page it holds, well before the next heartbeat (30 s).
 WRITE_STALL_S = 10.0
-_MAX_EVENT_ID = 2**31 - 1
 
-STREAM_HEADERS: list[tuple[bytes, bytes]] = [
+# Shutdown (DESIGN.md 5). uvicorn stops accepting, waits SHUTDOWN_GRACE_S for open connections
+# to close, then cancels what is left (an ERROR with a traceback each) before the lifespan
+# shutdown runs, so streams cannot wait for that: the stop signal reaches them (OPEN_STREAMS)
+# and each ends at a random moment within DRAIN_SPREAD_S, so that its clients' reconnections
+# (RETRY_MS later) spread over the other workers instead of arriving all at once. The final
+# frame may wait DRAIN_WRITE_S for a client that is behind. Spread and write fit in the grace
+# period with room for a busy event loop.
+SHUTDOWN_GRACE_S = 5
+DRAIN_SPREAD_S = 2.0
+DRAIN_WRITE_S = 1.0
+
+STREAM_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
-]
+)
 
 Loader = Callable[[AsyncSession, Actor], Awaitable[LiveSession]]
 
@@ -141,8 +168,11 @@ async def _serve(scope: Scope, receive: Receive, send: Send, spec: StreamSpec) -
         await bus.unlisten(listener)
 
 
-def _admit(services: Services, scope: Scope, spec: StreamSpec) -> tuple[Actor, int | None]:
-    """Who is asking, whether they may, and from where to resume; raises to refuse."""
+def _admit(services: Services, scope: Scope, spec: StreamSpec) -> tuple[Actor, str | None]:
+    """Who is asking, whether they may, and the Last-Event-ID given (None: a fresh stream).
+
+    Raises to refuse. The id is not judged here: whatever it is, the stream opens.
+    """
     if not services.settings.live_shopping_enabled:
         raise RpcError(ErrorCode.METHOD_NOT_FOUND, "Live shopping is not enabled")
     headers = _headers(scope)
@@ -158,7 +188,7 @@ def _admit(services: Services, scope: Scope, spec: StreamSpec) -> tuple[Actor, i
     if actor.role not in spec.roles:
         raise Forbidden(f"Role {actor.role} may not open this stream")
     given = headers.get("last-event-id") or next(iter(query.get("lastEventId", [])), None)
-    return actor, _event_id(given)
+    return actor, given or None  # EventSource sends no id rather than an empty one
 
 
 def _is_number(text: str) -> bool:
@@ -172,12 +202,23 @@ async def _session_id(services: Services, spec: StreamSpec, actor: Actor) -> int
         return (await spec.load(db, actor)).id
 
 
-def _event_id(given: str | None) -> int | None:
-    if given is None or given == "":
+def replay_after(last_event_id: str, *, latest: int, oldest_kept: int) -> int | None:
+    """The id to replay the outbox after, or None when replay cannot bring the client up to date.
+
+    `last_event_id` is the newest event the client has, as it sent it; `latest` is the session's
+    newest event and `oldest_kept` the first one its outbox still holds. Replay needs an id of
+    this session's past whose next event is still kept. Anything else, malformed, another
+    session's, from the future or older than what is kept, is answered with a reset snapshot.
+    """
+    if not _is_number(last_event_id):
         return None
-    if not _is_number(given) or int(given) > _MAX_EVENT_ID:
-        raise InvalidInput("Last-Event-ID must be an event id of this stream", path="Last-Event-ID")
-    return int(given)
+    seq = int(last_event_id)
+    return seq if oldest_kept - 1 <= seq <= latest else None
+
+
+def _oldest_kept_seq(live: LiveSession) -> int:
+    """The first event of the session its outbox still holds; retention changes only this."""
+    return 1  # nothing is pruned yet
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -200,11 +241,17 @@ async def _refuse(send: Send, exc: Exception) -> None:
         (b"cache-control", b"no-store"),
     ]
     await send(_response_start(error.code.http_status, headers))
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await send(_end_of_response(body))
 
 
-def _response_start(status: int, headers: list[tuple[bytes, bytes]]) -> HTTPResponseStartEvent:
-    return {"type": "http.response.start", "status": status, "headers": headers}
+def _response_start(status: int, headers: Sequence[tuple[bytes, bytes]]) -> HTTPResponseStartEvent:
+    # A list of its own: middleware adds to a response's headers in place (CORS does), which
+    # must not leak into STREAM_HEADERS and from there into every later stream.
+    return {"type": "http.response.start", "status": status, "headers": [*headers]}
+
+
+def _end_of_response(body: bytes) -> HTTPResponseBodyEvent:
+    return {"type": "http.response.body", "body": body, "more_body": False}
 
 
 class ClientStalled(Exception):
@@ -226,6 +273,40 @@ class _Opening:
         return self.final and self.resume_after == self.latest_seq
 
 
+class OpenStreams:
+    """This process's open streams, so that a worker told to stop ends each of them cleanly.
+
+    One per process, like the signal that stops it (app/server.py hooks the two together).
+    """
+
+    def __init__(self) -> None:
+        self._streams: set[_Stream] = set()
+        self.closing = False
+
+    def add(self, stream: _Stream) -> None:
+        self._streams.add(stream)
+        if self.closing:
+            stream.end_by(asyncio.get_running_loop().time())
+
+    def discard(self, stream: _Stream) -> None:
+        self._streams.discard(stream)
+
+    def close_all(self, spread_s: float = DRAIN_SPREAD_S) -> None:
+        """End every stream at a random moment within `spread_s`; later ones end at once."""
+        if self.closing:
+            return
+        self.closing = True
+        now = asyncio.get_running_loop().time()
+        for stream in self._streams:
+            stream.end_by(now + random.uniform(0, spread_s))  # noqa: S311 - not a secret
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+
+OPEN_STREAMS = OpenStreams()
+
+
 class _Stream:
     def __init__(
         self,
@@ -244,6 +325,11 @@ class _Stream:
         self._send = send
         self.final = False
         self._last_write = time.monotonic()
+        self._started = False  # the response head is sent
+        # When the worker stops: the loop time to end by, and the deadline that enforces it
+        # while the stream writes (entered once the opening is read, see _stream).
+        self._end_at: float | None = None
+        self._drain: asyncio.Timeout | None = None
 
     @property
     def last_seq(self) -> int:
@@ -254,7 +340,13 @@ class _Stream:
     def last_seq(self, seq: int) -> None:
         self.listener.last_seq = seq
 
-    async def run(self, receive: Receive, last_event_id: int | None) -> None:
+    def end_by(self, when: float) -> None:
+        """End the stream cleanly at loop time `when` (its worker is stopping)."""
+        self._end_at = when
+        if self._drain is not None and not self._drain.expired():
+            self._drain.reschedule(when)
+
+    async def run(self, receive: Receive, last_event_id: str | None) -> None:
         task = asyncio.current_task()
         assert task is not None
         reason: list[str] = []
@@ -266,12 +358,15 @@ class _Stream:
 
         watcher = asyncio.create_task(_watch_disconnect(receive, stop))
         self.listener.on_overflow = lambda: stop("overflow")
+        OPEN_STREAMS.add(self)
         try:
-            if await self._start(last_event_id):
-                await self._live()
-                await self._send_within(
-                    {"type": "http.response.body", "body": b"", "more_body": False}
-                )
+            opening = await self._read_opening(last_event_id)
+            if opening.nothing_left:
+                # 204 stops EventSource from reconnecting.
+                await self._send_within(_response_start(204, []))
+                await self._send_within(_end_of_response(b""))
+            else:
+                await self._stream(opening)
         except asyncio.CancelledError:
             if not reason:
                 raise  # shutdown, not ours to swallow
@@ -282,17 +377,48 @@ class _Stream:
         except OSError:
             pass  # the connection went away under a write
         finally:
+            OPEN_STREAMS.discard(self)
             watcher.cancel()
 
-    async def _start(self, last_event_id: int | None) -> bool:
-        """Open the stream with a snapshot or a replay; False when there is nothing to stream."""
-        opening = await self._read_opening(last_event_id)
-        if opening.nothing_left:
-            # 204 stops EventSource from reconnecting.
-            await self._send_within(_response_start(204, []))
-            await self._send_within({"type": "http.response.body", "body": b"", "more_body": False})
-            return False
+    async def _stream(self, opening: _Opening) -> None:
+        """Write the opening, then live events, until the story ends or the worker stops.
+
+        The deadline starts only now: the opening's read is done, and everything it may still
+        interrupt (a wait for the mailbox, for a shared outbox read, for the client to take a
+        write) is safe to cancel. A write cancelled while it waits has written nothing, so the
+        client never sees half a frame.
+        """
+        try:
+            async with asyncio.timeout_at(self._end_at) as self._drain:
+                await self._open(opening)
+                await self._live()
+        except TimeoutError:
+            if self._drain is None or not self._drain.expired():
+                raise
+            await self._end_for_shutdown()
+            return
+        finally:
+            self._drain = None
+        await self._send_within(_end_of_response(b""))
+
+    async def _end_for_shutdown(self) -> None:
+        """End the response (a stream that had not started yet: start and end it), with a
+        comment saying why; the client reconnects after the retry hint, to another worker.
+
+        A client that takes nothing for DRAIN_WRITE_S is dropped instead (ClientStalled).
+        """
+        if self._started:
+            await self._send_within(_end_of_response(SHUTTING_DOWN), DRAIN_WRITE_S)
+            return
+        await self._send_within(_response_start(200, STREAM_HEADERS), DRAIN_WRITE_S)
+        await self._send_within(
+            _end_of_response(retry_hint(RETRY_MS) + SHUTTING_DOWN), DRAIN_WRITE_S
+        )
+
+    async def _open(self, opening: _Opening) -> None:
+        """Start the response with a snapshot or a replay."""
         await self._send_within(_response_start(200, STREAM_HEADERS))
+        self._started = True
         await self._write(retry_hint(RETRY_MS))
         if opening.snapshot is not None:
             await self._write(opening.snapshot)
@@ -302,19 +428,22 @@ class _Stream:
             assert opening.resume_after is not None
             self.last_seq = opening.resume_after
             await self._backfill()
-        return True
 
-    async def _read_opening(self, last_event_id: int | None) -> _Opening:
+    async def _read_opening(self, last_event_id: str | None) -> _Opening:
         async with self.services.db.read_sessions() as db:
             live = await self.spec.load(db, self.actor)
             latest, final = live.last_event_seq, live.status in FINAL_STATUSES
-            if last_event_id is not None and last_event_id <= latest:
-                return _Opening(latest, final, resume_after=last_event_id)
-            # A fresh stream (or an id from the future): the whole state, labelled with the
-            # sequence number it includes, so a reconnect can resume right after it. Encoded
-            # here, so that the connection goes back before the first byte is written.
+            if last_event_id is not None:
+                oldest_kept = _oldest_kept_seq(live)
+                after = replay_after(last_event_id, latest=latest, oldest_kept=oldest_kept)
+                if after is not None:
+                    return _Opening(latest, final, resume_after=after)
+            # A fresh stream, or a resume that replay cannot serve (reset): the whole state,
+            # labelled with the sequence number it includes, so a reconnect can resume right
+            # after it. Encoded here, so that the connection goes back before the first byte
+            # is written.
             snapshot = await self.spec.snapshot(db, live)
-            body = frame(latest, EventType.SESSION_SNAPSHOT.value, snapshot)
+            body = snapshot_frame(latest, snapshot, reset=last_event_id is not None)
             return _Opening(latest, final, snapshot=body)
 
     async def _live(self) -> None:
@@ -365,10 +494,11 @@ class _Stream:
         await self._send_within({"type": "http.response.body", "body": body, "more_body": True})
         self._last_write = time.monotonic()
 
-    async def _send_within(self, message: Message) -> None:
-        """Send, or raise ClientStalled once the client has taken nothing for WRITE_STALL_S."""
+    async def _send_within(self, message: Message, within_s: float | None = None) -> None:
+        """Send, or raise ClientStalled once the client has taken nothing for `within_s`
+        (WRITE_STALL_S unless given)."""
         try:
-            async with asyncio.timeout(WRITE_STALL_S):
+            async with asyncio.timeout(WRITE_STALL_S if within_s is None else within_s):
                 await self._send(message)
         except TimeoutError:
             raise ClientStalled from None
