@@ -145,20 +145,41 @@ def deadline(seconds: float = READ_S) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+# A stream opening or closing is announced (PRESENCE) a beat later, on the server's own
+# schedule; tests about changes pass over those events and check ids for order, not adjacency.
+WATCHING = frozenset({"PRESENCE"})
+
+
 def take(events: Subscription, count: int) -> list[Event]:
+    """The next `count` events that are not PRESENCE."""
+    taken: list[Event] = []
     with deadline():
-        return [next(events) for _ in range(count)]
+        while len(taken) < count:
+            event = next(events)
+            if event.type not in WATCHING:
+                taken.append(event)
+    return taken
 
 
 async def atake(events: AsyncSubscription, count: int) -> list[Event]:
+    """The next `count` events that are not PRESENCE."""
+    taken: list[Event] = []
     async with asyncio.timeout(READ_S):
-        return [await anext(events) for _ in range(count)]
+        while len(taken) < count:
+            event = await anext(events)
+            if event.type not in WATCHING:
+                taken.append(event)
+    return taken
 
 
 async def adrain(events: AsyncSubscription) -> list[Event]:
-    """Every event until the subscription ends by itself."""
+    """Every event but PRESENCE until the subscription ends by itself."""
     async with asyncio.timeout(READ_S):
-        return [event async for event in events]
+        return [event async for event in events if event.type not in WATCHING]
+
+
+def increasing(ids: list[int]) -> bool:
+    return all(a < b for a, b in itertools.pairwise(ids))
 
 
 def staff_only_keys(value: Any) -> set[str]:
@@ -243,11 +264,11 @@ def test_staff_see_every_change_as_a_typed_event_in_order(room: Room) -> None:
     assert snapshot.data["session"]["id"] == room.session_id
     assert snapshot.data["session"]["internalNotes"] == SECRET_NOTES
     assert [e.type for e in changes] == ["CART_UPDATED", "HIGHLIGHTED", "CART_UPDATED"]
-    assert [e.id for e in changes] == [snapshot.id + 1, snapshot.id + 2, snapshot.id + 3]
+    assert increasing([snapshot.id, *[e.id for e in changes]])
     assert changes[1].data["session"]["highlight"]["batchId"] == room.coat
     [item] = changes[2].data["cart"]["items"]
     assert (item["quantity"], item["unitCogs"]) == ("3.5000", "41.00")
-    assert events.last_event_id == snapshot.id + 3
+    assert events.last_event_id == changes[-1].id
 
 
 async def test_a_client_follows_its_room_in_the_client_projection(room: Room) -> None:
@@ -296,12 +317,9 @@ async def test_resuming_from_an_event_id_replays_exactly_the_missed_events(room:
             )
             [live] = await atake(resumed, 1)
 
-    assert [(e.id, e.type) for e in missed] == [
-        (snapshot.id + 1, "CART_UPDATED"),
-        (snapshot.id + 2, "CART_UPDATED"),
-        (snapshot.id + 3, "HIGHLIGHTED"),
-    ]
-    assert (live.id, live.type) == (snapshot.id + 4, "HIGHLIGHTED")
+    assert [e.type for e in missed] == ["CART_UPDATED", "CART_UPDATED", "HIGHLIGHTED"]
+    assert live.type == "HIGHLIGHTED"
+    assert increasing([snapshot.id, *[e.id for e in missed], live.id])
 
 
 async def test_a_dropped_connection_resumes_without_losing_or_repeating_events(
@@ -329,12 +347,14 @@ async def test_a_dropped_connection_resumes_without_losing_or_repeating_events(
             after = await atake(events, 2)
 
     # Resumed after `before` with Last-Event-ID: no second snapshot, nothing twice, no gap.
-    assert [(e.id, e.type) for e in [snapshot, before, *after]] == [
-        (snapshot.id, "SESSION_SNAPSHOT"),
-        (snapshot.id + 1, "CART_UPDATED"),
-        (snapshot.id + 2, "CART_UPDATED"),
-        (snapshot.id + 3, "HIGHLIGHTED"),
+    seen = [snapshot, before, *after]
+    assert [e.type for e in seen] == [
+        "SESSION_SNAPSHOT",
+        "CART_UPDATED",
+        "CART_UPDATED",
+        "HIGHLIGHTED",
     ]
+    assert increasing([e.id for e in seen])
     assert relay.connections >= 2
 
 
@@ -358,7 +378,7 @@ async def test_the_subscription_ends_by_itself_once_the_session_is_converted(
         to_staff = await adrain(staff_events)
         to_client = await adrain(client_events)
 
-    assert [e.id for e in to_staff] == list(range(snapshot.id + 1, to_staff[-1].id + 1))
+    assert increasing([snapshot.id, *[e.id for e in to_staff]])
     assert to_staff[0].type == "CART_UPDATED"
     assert to_staff[-1].ends_session
     assert "SESSION_CONVERTED" in [e.type for e in to_staff]
