@@ -24,7 +24,6 @@ from app.db.models import PresenceSide, SessionPresence
 from app.domain.presence import reconcile, sessions_to_reconcile
 from app.idle_sweeper import sweep_idle_sessions
 from app.runtime import Services
-from app.server import create_app  # noqa: F401 - registers the procedures
 from tests import live_server
 from tests.conftest import Rpc, Tokens
 from tests.factories import Shop, at, outbox_events, rpc_on

@@ -18,7 +18,7 @@ from redis import asyncio as aioredis
 
 from app.config import Settings
 from app.events import outbox_watch, replay
-from app.events.bus import CHANNEL_PREFIX, RedisBus
+from app.events.bus import UNSCOPED_CHANNELS, RedisBus
 from app.events.frames import Audience, LiveEvent
 from app.events.hub import Listener, Signal
 from app.events.sse import streams
@@ -188,7 +188,7 @@ async def test_a_malformed_message_on_a_session_channel_does_not_stop_the_bus(
     await until_numsub(redis_admin, session_id, 1)
 
     odd = b'{"sessionId":%d,"seq":1,"type":"CART_UPDATED","payload":%s}' % (session_id, payload)
-    await redis_admin.publish(f"{CHANNEL_PREFIX}{session_id}", odd)
+    await redis_admin.publish(UNSCOPED_CHANNELS.session(session_id), odd)
     await publishing.publish([appended(session_id, 2)])
 
     assert (await next_event(listener)).seq == 2

@@ -38,7 +38,6 @@ log = logging.getLogger("app.events")
 # The channels of a RedisBus built without a deployment's (only tests build one so); a served
 # app always passes Channels.for_deployment(settings), see create_bus.
 UNSCOPED_CHANNELS = Channels("liveshop")
-CHANNEL_PREFIX = "liveshop:session:"  # UNSCOPED_CHANNELS.session(id) without the id
 LISTENER_QUEUE_SIZE = 256
 PUBLISH_TIMEOUT_S = 1.0
 SUBSCRIBE_CONFIRM_S = 1.0
