@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import msgspec
 
@@ -22,7 +22,6 @@ from app.rpc.registry import Feature, Input, Namespace, Output
 from app.rpc.types import AwareDateTime, Id, MoneyIn, QuantityIn
 from procedures.stream_tickets import StreamTicket, stream_ticket
 
-T = TypeVar("T")
 ns = Namespace("liveShopping", feature=Feature.LIVE_SHOPPING)
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
@@ -381,17 +380,13 @@ async def create_stream_ticket(ctx: CallContext, params: SessionRef) -> StreamTi
     )
 
 
-def _unset(value: T | msgspec.UnsetType) -> T | use.Unset:
-    return use.UNSET if isinstance(value, msgspec.UnsetType) else value
-
-
 @ns.mutation("updateSession", roles=STAFF_ROLES)
 async def update_session(ctx: CallContext, params: UpdateSession) -> SessionOnly:
     """Change the title, the schedule (only while SCHEDULED) or the internal notes."""
     edit = use.SessionEdit(
-        title=_unset(params.title),
-        scheduled_at=_unset(params.scheduled_at),
-        internal_notes=_unset(params.internal_notes),
+        title=params.title,
+        scheduled_at=params.scheduled_at,
+        internal_notes=params.internal_notes,
     )
     return SessionOnly(session=await use.update_session(ctx.db, ctx.actor, params.session_id, edit))
 

@@ -6,12 +6,12 @@ work; nothing here commits.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from msgspec import UNSET, UnsetType
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import LiveSession, SalesSheet, SessionStatus
@@ -371,20 +371,17 @@ async def respond_to_checkout(
     return announced.staff.session
 
 
-class Unset(enum.Enum):
-    UNSET = "UNSET"
-
-
-UNSET = Unset.UNSET
-
-
 @dataclass(frozen=True, slots=True)
 class SessionEdit:
-    """The fields updateSession may change; UNSET leaves one as it is, None clears it."""
+    """The fields updateSession may change; UNSET leaves one as it is, None clears it.
 
-    title: str | Unset | None = UNSET
-    scheduled_at: datetime | Unset | None = UNSET
-    internal_notes: str | Unset | None = UNSET
+    msgspec's UNSET, the same marker the procedure's input carries: "not given" is a value
+    of the edit, not something of the wire.
+    """
+
+    title: str | UnsetType | None = UNSET
+    scheduled_at: datetime | UnsetType | None = UNSET
+    internal_notes: str | UnsetType | None = UNSET
 
 
 async def update_session(
