@@ -8,6 +8,8 @@ export type AddedByRole = "HOST" | "CLIENT";
 
 export type CreditLevel = "OK" | "WARNING" | "EXCEEDED";
 
+export type EventType = "SESSION_SNAPSHOT" | "SESSION_STATUS" | "CART_UPDATED" | "HIGHLIGHTED" | "PRICE_CHANGED" | "CHECKOUT_REQUESTED" | "SESSION_CONVERTED" | "SALES_SHEET_READY" | "SESSION_TIMEOUT" | "SESSION_UPDATED" | "CHECKOUT_ANSWERED" | "HOLDS_EXTENDED" | "HOLDS_EXPIRING" | "PRESENCE";
+
 export type OrderStatus = "OPEN" | "FULFILLED" | "CANCELLED";
 
 export type PaymentStatus = "UNPAID" | "PAID";
@@ -57,6 +59,16 @@ export interface CartLine {
   isHighlighted: boolean;
   addedByRole: AddedByRole;
   unitCogs: string;
+}
+
+/**
+ * What one event changed, as the timeline tells it: the thing changed (`subject`) and its
+ * values before and after (quantities, prices, deadlines...). Decimals are strings.
+ */
+export interface Change {
+  subject: Record<string, unknown> | null;
+  before: Record<string, unknown> | null;
+  after: Record<string, unknown> | null;
 }
 
 export interface CheckoutRequested {
@@ -375,6 +387,25 @@ export interface RespondToCheckout {
   message?: string | null;
 }
 
+/** One event of the client stream: its type, and the room as its client sees it after it. */
+export interface RoomEvent {
+  session: ClientSessionView;
+  cart: ClientCart;
+  orderId: number | null;
+  shareUrl: string | null;
+  occurredAt: string | null;
+  actor: EventActor | null;
+  change: Change | null;
+  staffOnly: boolean;
+  type: EventType;
+  reset: boolean;
+}
+
+export interface RoomEvents {
+  roomCode: string;
+  lastEventId?: string | number | null;
+}
+
 export interface RoomRef {
   roomCode: string;
 }
@@ -393,6 +424,24 @@ export interface SearchInventory {
 export interface SessionCreated {
   sessionId: number;
   roomCode: string;
+}
+
+/** One event of the staff stream: its type, and the session's full state after it. */
+export interface SessionEvent {
+  session: SessionView;
+  cart: Cart;
+  orderId: number | null;
+  shareUrl: string | null;
+  occurredAt: string | null;
+  actor: EventActor | null;
+  change: Change | null;
+  type: EventType;
+  reset: boolean;
+}
+
+export interface SessionEvents {
+  sessionId: number;
+  lastEventId?: string | number | null;
 }
 
 export interface SessionOnly {
@@ -678,6 +727,13 @@ export interface Procedures {
     kind: "query";
     roles: "ADMIN" | "STAFF";
   };
+  /** Every event of a session, in full (a snapshot first, or a replay after lastEventId). */
+  "liveShopping.onSessionEvent": {
+    input: SessionEvents;
+    output: SessionEvent;
+    kind: "subscription";
+    roles: "ADMIN" | "STAFF";
+  };
   /** Remove a line; its hold is released. */
   "liveShopping.removeFromCart": {
     input: RemoveFromCart;
@@ -804,6 +860,13 @@ export interface Procedures {
     kind: "query";
     roles: "CLIENT";
   };
+  /** Every event of the room's session as its client sees it (no cost, notes or credit). */
+  "vipPortalLiveShopping.onRoomEvent": {
+    input: RoomEvents;
+    output: RoomEvent;
+    kind: "subscription";
+    roles: "CLIENT";
+  };
   /** Remove a line the client added. */
   "vipPortalLiveShopping.removeFromCart": {
     input: ClientRemoveFromCart;
@@ -868,6 +931,7 @@ export const PROCEDURE_KINDS = {
   "liveShopping.getTimeline": "query",
   "liveShopping.highlightProduct": "mutation",
   "liveShopping.listSessions": "query",
+  "liveShopping.onSessionEvent": "subscription",
   "liveShopping.removeFromCart": "mutation",
   "liveShopping.respondToCheckout": "mutation",
   "liveShopping.searchInventory": "query",
@@ -886,6 +950,7 @@ export const PROCEDURE_KINDS = {
   "vipPortalLiveShopping.getActiveSession": "query",
   "vipPortalLiveShopping.getSessionByRoomCode": "query",
   "vipPortalLiveShopping.getTimeline": "query",
+  "vipPortalLiveShopping.onRoomEvent": "subscription",
   "vipPortalLiveShopping.removeFromCart": "mutation",
   "vipPortalLiveShopping.requestCheckout": "mutation",
   "vipPortalLiveShopping.searchInventory": "query",

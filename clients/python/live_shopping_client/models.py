@@ -28,6 +28,41 @@ class CreditLevel(enum.StrEnum):
 CreditLevelValue: TypeAlias = Literal["OK", "WARNING", "EXCEEDED"]
 
 
+class EventType(enum.StrEnum):
+    SESSION_SNAPSHOT = "SESSION_SNAPSHOT"
+    SESSION_STATUS = "SESSION_STATUS"
+    CART_UPDATED = "CART_UPDATED"
+    HIGHLIGHTED = "HIGHLIGHTED"
+    PRICE_CHANGED = "PRICE_CHANGED"
+    CHECKOUT_REQUESTED = "CHECKOUT_REQUESTED"
+    SESSION_CONVERTED = "SESSION_CONVERTED"
+    SALES_SHEET_READY = "SALES_SHEET_READY"
+    SESSION_TIMEOUT = "SESSION_TIMEOUT"
+    SESSION_UPDATED = "SESSION_UPDATED"
+    CHECKOUT_ANSWERED = "CHECKOUT_ANSWERED"
+    HOLDS_EXTENDED = "HOLDS_EXTENDED"
+    HOLDS_EXPIRING = "HOLDS_EXPIRING"
+    PRESENCE = "PRESENCE"
+
+
+EventTypeValue: TypeAlias = Literal[
+    "SESSION_SNAPSHOT",
+    "SESSION_STATUS",
+    "CART_UPDATED",
+    "HIGHLIGHTED",
+    "PRICE_CHANGED",
+    "CHECKOUT_REQUESTED",
+    "SESSION_CONVERTED",
+    "SALES_SHEET_READY",
+    "SESSION_TIMEOUT",
+    "SESSION_UPDATED",
+    "CHECKOUT_ANSWERED",
+    "HOLDS_EXTENDED",
+    "HOLDS_EXPIRING",
+    "PRESENCE",
+]
+
+
 class OrderStatus(enum.StrEnum):
     OPEN = "OPEN"
     FULFILLED = "FULFILLED"
@@ -108,6 +143,16 @@ class CartLine(msgspec.Struct, kw_only=True, rename="camel"):
     is_highlighted: bool
     added_by_role: AddedByRole
     unit_cogs: Decimal
+
+
+class Change(msgspec.Struct, kw_only=True):
+    """What one event changed, as the timeline tells it: the thing changed (`subject`) and its
+    values before and after (quantities, prices, deadlines...). Decimals are strings.
+    """
+
+    subject: dict[str, Any] | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
 
 
 class CheckoutRequested(msgspec.Struct, kw_only=True, rename="camel"):
@@ -413,6 +458,26 @@ class RespondToCheckout(msgspec.Struct, kw_only=True, rename="camel"):
     message: str | None = None
 
 
+class RoomEvent(msgspec.Struct, kw_only=True, rename="camel"):
+    """One event of the client stream: its type, and the room as its client sees it after it."""
+
+    session: ClientSessionView
+    cart: ClientCart
+    order_id: int | None = None
+    share_url: str | None = None
+    occurred_at: datetime | None = None
+    actor: EventActor | None = None
+    change: Change | None = None
+    staff_only: bool = False
+    type: EventType
+    reset: bool = False
+
+
+class RoomEvents(msgspec.Struct, kw_only=True, rename="camel"):
+    room_code: str
+    last_event_id: str | int | None = None
+
+
 class RoomRef(msgspec.Struct, kw_only=True, rename="camel"):
     room_code: str
 
@@ -430,6 +495,25 @@ class SearchInventory(msgspec.Struct, kw_only=True):
 class SessionCreated(msgspec.Struct, kw_only=True, rename="camel"):
     session_id: int
     room_code: str
+
+
+class SessionEvent(msgspec.Struct, kw_only=True, rename="camel"):
+    """One event of the staff stream: its type, and the session's full state after it."""
+
+    session: SessionView
+    cart: Cart
+    order_id: int | None = None
+    share_url: str | None = None
+    occurred_at: datetime | None = None
+    actor: EventActor | None = None
+    change: Change | None = None
+    type: EventType
+    reset: bool = False
+
+
+class SessionEvents(msgspec.Struct, kw_only=True, rename="camel"):
+    session_id: int
+    last_event_id: str | int | None = None
 
 
 class SessionOnly(msgspec.Struct, kw_only=True):
