@@ -10,6 +10,7 @@ without a row fails here until someone decides who may call it.
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -111,6 +112,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "liveShopping.searchInventory": ANY_STAFF,
     "liveShopping.createStreamTicket": ANY_STAFF,  # watching is reading
     "liveShopping.getTimeline": ANY_STAFF,  # the full story, notes included, is staff's
+    "liveShopping.onSessionEvent": ANY_STAFF,  # following is reading
     # ...but only its host (or an ADMIN) may change it.
     "liveShopping.updateSessionStatus": HOST_OR_ADMIN,
     "liveShopping.cancelSession": HOST_OR_ADMIN,
@@ -135,6 +137,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "vipPortalLiveShopping.requestCheckout": ROOM_OWNER,
     "vipPortalLiveShopping.createStreamTicket": ROOM_OWNER,
     "vipPortalLiveShopping.getTimeline": ROOM_OWNER,
+    "vipPortalLiveShopping.onRoomEvent": ROOM_OWNER,
     # health and discovery need no token.
     "system.health": PUBLIC,
     "rpc.discover": PUBLIC,
@@ -325,7 +328,9 @@ SESSION_PARAMS: dict[str, SessionParams] = {
         "message": "Wrapping it up",
     },
     "liveShopping.getTimeline": lambda w, s: {"sessionId": s.session_id},
+    "liveShopping.onSessionEvent": lambda w, s: {"sessionId": s.session_id},
     "vipPortalLiveShopping.getTimeline": lambda w, s: {"roomCode": s.room_code},
+    "vipPortalLiveShopping.onRoomEvent": lambda w, s: {"roomCode": s.room_code},
     "vipPortalLiveShopping.getSessionByRoomCode": lambda w, s: {"roomCode": s.room_code},
     "vipPortalLiveShopping.addToCart": lambda w, s: {
         "roomCode": s.room_code,
@@ -351,11 +356,36 @@ NEEDS_CHECKOUT_REQUEST = {"liveShopping.respondToCheckout"}
 
 async def outcome(rpc: Rpc, method: str, params: Any, token: str | None) -> str:
     """OK, or the error's code name (after checking the HTTP status agrees with it)."""
+    procedure = REGISTRY.get(method)
+    if procedure is not None and procedure.kind is Kind.SUBSCRIPTION:
+        return await subscription_outcome(rpc, method, params, token)
     try:
         await rpc.call(method, params, token)
     except RpcFailure as failure:
         assert failure.status == failure.error["data"]["httpStatus"], failure.error
         return failure.code
+    return OK
+
+
+async def subscription_outcome(rpc: Rpc, method: str, params: Any, token: str | None) -> str:
+    """A subscription, followed over tRPC (it is no /rpc call): OK when its events come, else
+    the code of the error it sends inside the stream. Its session is over (`scene` for
+    subscriptions), so the stream ends after the snapshot and the in-process client can read
+    it whole."""
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    answer = await rpc.http.get(
+        f"/trpc/{method}", params={"input": json.dumps(params)}, headers=headers
+    )
+    assert answer.status_code == 200, answer.text
+    messages = [
+        dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        for block in answer.text.split("\n\n")
+    ]
+    errors = [m["data"] for m in messages if m.get("event") == "serialized-error"]
+    if errors:
+        code: str = json.loads(errors[0])["data"]["code"]
+        return code
+    assert messages[-2].get("event") == "return", answer.text  # the last block is empty
     return OK
 
 
@@ -402,6 +432,8 @@ async def test_each_caller_gets_the_outcome_the_matrix_states(
     on_session = method in SESSION_PARAMS
     checkout = method in NEEDS_CHECKOUT_REQUEST
     scene = await world.scene(checkout=checkout) if on_session else None
+    if scene is not None and procedure.kind is Kind.SUBSCRIPTION:
+        await world.rpc.staff("liveShopping.cancelSession", {"sessionId": scene.session_id})
     actual: dict[str, str] = {}
     for caller in CALLERS:
         params = SESSION_PARAMS[method](world, scene) if scene else PARAMS[method](world)

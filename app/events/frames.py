@@ -1,9 +1,14 @@
-"""Server-Sent Events frames, encoded once per event and worker, then shared by every stream."""
+"""Server-Sent Events frames, encoded once per event and worker, then shared by every stream.
+
+Two framings carry the same events (app/events/framing.py): the SSE routes' own (`event: TYPE`)
+and tRPC's (`httpSubscriptionLink`: unnamed messages whose data carries the type).
+"""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -36,12 +41,15 @@ def snapshot_frame(seq: int, snapshot: Any, *, reset: bool) -> bytes:
     than wait for the events it missed. A fresh stream's snapshot has no `reset` member, so it
     reads exactly as before the flag existed.
     """
+    return frame(seq, EventType.SESSION_SNAPSHOT.value, snapshot_data(snapshot, reset=reset))
+
+
+def snapshot_data(snapshot: Any, *, reset: bool) -> bytes:
+    """A snapshot's JSON: `reset` puts a top-level `"reset": true` in front of its members."""
     body = _encoder.encode(snapshot)
-    if reset:
-        # A snapshot is a JSON object that always has members (session, cart): the flag goes
-        # in front of them, without decoding and re-encoding the whole state.
-        body = b'{"reset":true,' + body[1:]
-    return frame(seq, EventType.SESSION_SNAPSHOT.value, body)
+    # A snapshot is a JSON object that always has members (session, cart): the flag goes in
+    # front of them, without decoding and re-encoding the whole state.
+    return b'{"reset":true,' + body[1:] if reset else body
 
 
 def retry_hint(milliseconds: int) -> bytes:
@@ -54,27 +62,55 @@ HEARTBEAT = b": heartbeat\n\n"
 SHUTTING_DOWN = b": shutting down\n\n"
 
 
+# Encodes one event (id, type, data JSON) in a framing other than the SSE routes' own.
+FrameEncoder = Callable[[int, str, bytes], bytes]
+
+
 @dataclass(frozen=True, slots=True)
 class LiveEvent:
-    """One outbox event as both audiences' frames, plus whether it ends the session's story."""
+    """One outbox event as both audiences' frames, plus whether it ends the session's story.
+
+    The SSE routes' frames are made with the event; another framing's (tRPC's) on first use,
+    then kept: each event is encoded once per audience and framing, never per subscriber.
+    """
 
     session_id: int
     seq: int
     staff_frame: bytes
     client_frame: bytes
     final: bool
+    type: str = ""
+    staff_data: bytes = b"null"
+    client_data: bytes = b"null"
+    _framed: dict[tuple[Audience, str], bytes] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def of(cls, event: AppendedEvent) -> LiveEvent:
         payload = event.payload
         status = payload.get("staff", {}).get("session", {}).get("status")
+        staff_data = _encoder.encode(payload.get("staff"))
+        client_data = _encoder.encode(payload.get("client"))
         return cls(
             session_id=event.session_id,
             seq=event.seq,
-            staff_frame=frame(event.seq, event.type, payload.get("staff")),
-            client_frame=frame(event.seq, event.type, payload.get("client")),
+            staff_frame=frame(event.seq, event.type, staff_data),
+            client_frame=frame(event.seq, event.type, client_data),
             final=status in _FINAL,
+            type=event.type,
+            staff_data=staff_data,
+            client_data=client_data,
         )
 
     def frame_for(self, audience: Audience) -> bytes:
         return self.staff_frame if audience is Audience.STAFF else self.client_frame
+
+    def framed(self, audience: Audience, framing: str, encode: FrameEncoder) -> bytes:
+        """This event for `audience` in the framing named `framing`, encoded on first use."""
+        key = (audience, framing)
+        found = self._framed.get(key)
+        if found is None:
+            data = self.staff_data if audience is Audience.STAFF else self.client_data
+            found = self._framed[key] = encode(self.seq, self.type, data)
+        return found

@@ -1,11 +1,13 @@
-"""The SSE endpoints: staff `/api/sse/live-shopping/{sessionId}`, client
-`/api/sse/vip/live-shopping/{roomCode}`.
+"""The stream core, and the SSE endpoints: staff `/api/sse/live-shopping/{sessionId}`, client
+`/api/sse/vip/live-shopping/{roomCode}`. tRPC's subscriptions (app/events/subscriptions.py) are
+served by the same core in their own framing (app/events/framing.py): auth, access, redaction,
+replay, reset, heartbeat, shutdown and stall drop are written here once.
 
-A stream is refused (a JSON error, before any byte of the stream) unless its bearer token or
-ticket and the session access rules allow it. Then it sends a `retry:` hint and either a
-SESSION_SNAPSHOT or, with Last-Event-ID, every outbox event after that id; then live events
-from the bus. Its Last-Event-ID never refuses a stream: an id the outbox cannot replay from
-(malformed, another session's, from the future, pruned) gets a snapshot marked `reset`.
+A stream is refused (before any event) unless its bearer token or ticket and the session access
+rules allow it. Then it sends its framing's head and either a SESSION_SNAPSHOT or, with
+Last-Event-ID, every outbox event after that id; then live events from the bus. Its
+Last-Event-ID never refuses a stream: an id the outbox cannot replay from (malformed, another
+session's, from the future, pruned) gets a snapshot marked `reset`.
 Sequence numbers make the seam exact: a live event already sent is skipped, a gap is
 backfilled from the outbox, and a RESYNC (Redis came back, the worker's outbox watcher saw a
 newer event, the mailbox overflowed) makes the stream read the outbox itself.
@@ -13,10 +15,10 @@ An idle stream never queries on its own: it only sends heartbeats. The stream en
 session's final event, or when its worker is told to stop (`OPEN_STREAMS`): then it ends its
 response cleanly within the grace period and its client resumes on another worker.
 
-No stream holds a database connection while it writes: it reads (the snapshot, or a page of
-the outbox, app/events/replay.py), gives the connection back, then writes. A client that does
-not take what is written is dropped once one write has waited WRITE_STALL_S; it resumes later
-with Last-Event-ID and loses nothing.
+No stream holds a database connection while it writes: it reads (the session, its access and
+the opening, in one transaction; or a page of the outbox, app/events/replay.py), gives the
+connection back, then writes. A client that does not take what is written is dropped once one
+write has waited WRITE_STALL_S; it resumes later with Last-Event-ID and loses nothing.
 
 These are raw ASGI handlers: a stream is long-lived and cheap, so it keeps no framework
 request/response objects around.
@@ -50,22 +52,15 @@ from app.db.models import LiveSession
 from app.domain.actors import Actor
 from app.domain.errors import Forbidden
 from app.domain.status import FINAL_STATUSES
-from app.events.frames import (
-    HEARTBEAT,
-    SHUTTING_DOWN,
-    LiveEvent,
-    retry_hint,
-    snapshot_frame,
-)
+from app.events.frames import LiveEvent
+from app.events.framing import SSE, STREAM_HEADERS, Framing, Whole
 from app.events.hub import Listener, Signal
 from app.events.streams import StreamSpec, client_stream, staff_stream
-from app.rpc import jsonrpc
 from app.rpc.errors import ErrorCode, RpcError, error_from_exception
 from app.runtime import Services
 
 log = logging.getLogger("app.events.sse")
 
-RETRY_MS = 2000
 # How long one write may wait for the client to take data before the stream is dropped. A write
 # waits only once the socket's kernel buffer and the server's transport buffer (64 KiB) are
 # full, i.e. the client has taken nothing for a while. Ten seconds rides out a congested mobile
@@ -77,18 +72,12 @@ WRITE_STALL_S = 10.0
 # to close, then cancels what is left (an ERROR with a traceback each) before the lifespan
 # shutdown runs, so streams cannot wait for that: the stop signal reaches them (OPEN_STREAMS)
 # and each ends at a random moment within DRAIN_SPREAD_S, so that its clients' reconnections
-# (RETRY_MS later) spread over the other workers instead of arriving all at once. The final
+# (the retry hint later) spread over the other workers instead of arriving all at once. The final
 # frame may wait DRAIN_WRITE_S for a client that is behind. Spread and write fit in the grace
 # period with room for a busy event loop.
 SHUTDOWN_GRACE_S = 5
 DRAIN_SPREAD_S = 2.0
 DRAIN_WRITE_S = 1.0
-
-STREAM_HEADERS: tuple[tuple[bytes, bytes], ...] = (
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),
-)
 
 
 @asgi("/api/sse", is_mount=True, copy_scope=False)
@@ -101,70 +90,103 @@ async def streams(scope: Scope, receive: Receive, send: Send) -> None:
     parts = scope["path"].strip("/").split("/")
     match parts:
         case ["live-shopping", session_id] if _is_number(session_id):
-            await _serve(scope, receive, send, staff_stream(int(session_id)))
+            spec = staff_stream(int(session_id))
         case ["vip", "live-shopping", room_code] if room_code:
-            await _serve(scope, receive, send, client_stream(room_code))
+            spec = client_stream(room_code)
         case _:
-            await _refuse(send, RpcError(ErrorCode.NOT_FOUND, "No stream at this path"))
+            await send_whole(
+                send, SSE.refusal(RpcError(ErrorCode.NOT_FOUND, "No stream at this path"))
+            )
+            return
+    if scope.get("method") != "GET":
+        error = RpcError(ErrorCode.BAD_REQUEST, "Streams are opened with GET")
+        await send_whole(send, SSE.refusal(error))
+        return
+    services: Services = scope["app"].state.services
+    if not services.settings.live_shopping_enabled:
+        error = RpcError(ErrorCode.METHOD_NOT_FOUND, "Live shopping is not enabled")
+        await send_whole(send, SSE.refusal(error))
+        return
+    headers = _headers(scope)
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    credentials = Credentials(
+        authorization=headers.get("authorization"), ticket=next(iter(query.get("ticket", [])), None)
+    )
+    given = headers.get("last-event-id") or next(iter(query.get("lastEventId", [])), None)
+    await serve(services, receive, send, spec, SSE, credentials, given or None)
 
 
 ROUTES = [streams]
 
 
-async def _serve(scope: Scope, receive: Receive, send: Send, spec: StreamSpec) -> None:
-    if scope.get("method") != "GET":
-        await _refuse(send, RpcError(ErrorCode.BAD_REQUEST, "Streams are opened with GET"))
-        return
-    state = scope["app"].state
-    services: Services = state.services
-    bus = services.bus
-    try:
-        actor, last_event_id = _admit(services, scope, spec)
-        session_id = await _session_id(services, spec, actor)
-    except Exception as exc:
-        await _refuse(send, exc)
-        return
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a stream request offers as proof of who it is: a bearer token or a stream ticket."""
 
-    listener = await bus.listen(session_id, spec.audience)
-    try:
-        stream = _Stream(services, spec, actor, session_id, listener, send)
-        await stream.run(receive, last_event_id)
-    finally:
-        await bus.unlisten(listener)
+    authorization: str | None = None  # "Bearer <JWT>"
+    ticket: str | None = None
 
 
-def _admit(services: Services, scope: Scope, spec: StreamSpec) -> tuple[Actor, str | None]:
-    """Who is asking, whether they may, and the Last-Event-ID given (None: a fresh stream).
+async def serve(
+    services: Services,
+    receive: Receive,
+    send: Send,
+    spec: StreamSpec,
+    framing: Framing,
+    credentials: Credentials,
+    last_event_id: str | None,
+) -> None:
+    """Serve one stream: admit it, read its opening, then write until it ends.
 
-    Raises to refuse. The id is not judged here: whatever it is, the stream opens.
+    `last_event_id` is the newest event the client has (None: a fresh stream); EventSource
+    sends no id rather than an empty one, so an empty one is taken as none.
     """
-    if not services.settings.live_shopping_enabled:
-        raise RpcError(ErrorCode.METHOD_NOT_FOUND, "Live shopping is not enabled")
-    headers = _headers(scope)
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    authorization = headers.get("authorization")
-    tickets = query.get("ticket")
-    if authorization:
-        actor = services.tokens.authenticate(authorization)
-    elif tickets:
-        actor = services.tokens.authenticate_ticket(tickets[0], spec.key)
+    try:
+        actor = admit(services, spec, credentials)
+    except Exception as exc:
+        await send_whole(send, framing.refusal(_as_rpc_error(exc)))
+        return
+    bus = services.bus
+    # Listening starts before the read when the session is known from the request (the staff
+    # stream's id): nothing committed after the read can pass the stream by. A room code names
+    # its session only once read; an event committed between that read and the listening
+    # reaches the stream with the session's next event (a gap, backfilled) or the worker's
+    # next outbox check (RESYNC), never lost.
+    listener = None if spec.session_id is None else await bus.listen(spec.session_id, spec.audience)
+    try:
+        try:
+            opening = await _read_opening(services, spec, framing, actor, last_event_id or None)
+        except Exception as exc:
+            await send_whole(send, framing.refusal(_as_rpc_error(exc)))
+            return
+        if opening.nothing_left:
+            await send_whole(send, framing.nothing_left())
+            return
+        if listener is None:
+            listener = await bus.listen(opening.session_id, spec.audience)
+        stream = _Stream(services, spec, framing, opening.session_id, listener, send)
+        await stream.run(receive, opening)
+    finally:
+        if listener is not None:
+            await bus.unlisten(listener)
+
+
+def admit(services: Services, spec: StreamSpec, credentials: Credentials) -> Actor:
+    """Who is asking, if they may open this kind of stream (raises to refuse)."""
+    if credentials.authorization:
+        actor = services.tokens.authenticate(credentials.authorization)
+    elif credentials.ticket:
+        actor = services.tokens.authenticate_ticket(credentials.ticket, spec.key)
     else:
         actor = services.tokens.authenticate(None)
     if actor.role not in spec.roles:
         raise Forbidden(f"Role {actor.role} may not open this stream")
-    given = headers.get("last-event-id") or next(iter(query.get("lastEventId", [])), None)
-    return actor, given or None  # EventSource sends no id rather than an empty one
+    return actor
 
 
 def _is_number(text: str) -> bool:
     """ASCII digits only: str.isdigit() also accepts '²', which int() refuses."""
     return text.isascii() and text.isdigit() and len(text) < 16
-
-
-async def _session_id(services: Services, spec: StreamSpec, actor: Actor) -> int:
-    """The session the actor may watch (raises otherwise); a stream keeps no ORM objects."""
-    async with services.db.read_sessions() as db:
-        return (await spec.load(db, actor)).id
 
 
 def replay_after(last_event_id: str, *, latest: int, oldest_kept: int) -> int | None:
@@ -194,19 +216,17 @@ def _headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
-async def _refuse(send: Send, exc: Exception) -> None:
+def _as_rpc_error(exc: Exception) -> RpcError:
     error = error_from_exception(exc)
     if error is None:
         log.error("stream refused by an internal error", exc_info=exc)
         error = RpcError(ErrorCode.INTERNAL_SERVER_ERROR, "Internal error")
-    body = jsonrpc.error_response(error)
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-    ]
-    await send(_response_start(error.code.http_status, headers))
-    await send(_end_of_response(body))
+    return error
+
+
+async def send_whole(send: Send, answer: Whole) -> None:
+    await send(_response_start(answer.status, answer.headers))
+    await send(_end_of_response(answer.body))
 
 
 def _response_start(status: int, headers: Sequence[tuple[bytes, bytes]]) -> HTTPResponseStartEvent:
@@ -227,6 +247,7 @@ class ClientStalled(Exception):
 class _Opening:
     """How a stream opens, read in one short transaction before anything is written."""
 
+    session_id: int
     latest_seq: int  # the session's newest event id
     final: bool  # the session is converted or cancelled
     snapshot: bytes | None = None  # a SESSION_SNAPSHOT frame at latest_seq, or
@@ -236,6 +257,28 @@ class _Opening:
     def nothing_left(self) -> bool:
         """The story is over and the client has all of it."""
         return self.final and self.resume_after == self.latest_seq
+
+
+async def _read_opening(
+    services: Services, spec: StreamSpec, framing: Framing, actor: Actor, last_event_id: str | None
+) -> _Opening:
+    """The session the actor may watch (raises otherwise) and how its stream opens, in one
+    read: the session row is read once, and the stream keeps no ORM object."""
+    async with services.db.read_sessions() as db:
+        live = await spec.load(db, actor)
+        latest, final = live.last_event_seq, live.status in FINAL_STATUSES
+        if last_event_id is not None:
+            oldest_kept = _oldest_kept_seq(live)
+            after = replay_after(last_event_id, latest=latest, oldest_kept=oldest_kept)
+            if after is not None:
+                return _Opening(live.id, latest, final, resume_after=after)
+        # A fresh stream, or a resume that replay cannot serve (reset): the whole state,
+        # labelled with the sequence number it includes, so a reconnect can resume right
+        # after it. Encoded here, so that the connection goes back before the first byte
+        # is written.
+        snapshot = await spec.snapshot(db, live)
+        body = framing.snapshot(latest, snapshot, reset=last_event_id is not None)
+        return _Opening(live.id, latest, final, snapshot=body)
 
 
 class OpenStreams:
@@ -277,14 +320,14 @@ class _Stream:
         self,
         services: Services,
         spec: StreamSpec,
-        actor: Actor,
+        framing: Framing,
         session_id: int,
         listener: Listener,
         send: Send,
     ) -> None:
         self.services = services
         self.spec = spec
-        self.actor = actor
+        self.framing = framing
         self.session_id = session_id
         self.listener = listener
         self._send = send
@@ -311,7 +354,7 @@ class _Stream:
         if self._drain is not None and not self._drain.expired():
             self._drain.reschedule(when)
 
-    async def run(self, receive: Receive, last_event_id: str | None) -> None:
+    async def run(self, receive: Receive, opening: _Opening) -> None:
         task = asyncio.current_task()
         assert task is not None
         reason: list[str] = []
@@ -325,13 +368,7 @@ class _Stream:
         self.listener.on_overflow = lambda: stop("overflow")
         OPEN_STREAMS.add(self)
         try:
-            opening = await self._read_opening(last_event_id)
-            if opening.nothing_left:
-                # 204 stops EventSource from reconnecting.
-                await self._send_within(_response_start(204, []))
-                await self._send_within(_end_of_response(b""))
-            else:
-                await self._stream(opening)
+            await self._stream(opening)
         except asyncio.CancelledError:
             if not reason:
                 raise  # shutdown, not ours to swallow
@@ -341,6 +378,9 @@ class _Stream:
             log.info("dropped a stream of session %s: its client stopped reading", self.session_id)
         except OSError:
             pass  # the connection went away under a write
+        except Exception as exc:  # a bug or an outage while opening: the client retries
+            log.error("stream of session %s failed", self.session_id, exc_info=exc)
+            await self._end_failed(RpcError(ErrorCode.INTERNAL_SERVER_ERROR, "Internal error"))
         finally:
             OPEN_STREAMS.discard(self)
             watcher.cancel()
@@ -364,7 +404,7 @@ class _Stream:
             return
         finally:
             self._drain = None
-        await self._send_within(_end_of_response(b""))
+        await self._send_within(_end_of_response(self.framing.after_final()))
 
     async def _end_for_shutdown(self) -> None:
         """End the response (a stream that had not started yet: start and end it), with a
@@ -372,19 +412,29 @@ class _Stream:
 
         A client that takes nothing for DRAIN_WRITE_S is dropped instead (ClientStalled).
         """
-        if self._started:
-            await self._send_within(_end_of_response(SHUTTING_DOWN), DRAIN_WRITE_S)
-            return
-        await self._send_within(_response_start(200, STREAM_HEADERS), DRAIN_WRITE_S)
-        await self._send_within(
-            _end_of_response(retry_hint(RETRY_MS) + SHUTTING_DOWN), DRAIN_WRITE_S
-        )
+        last = self.framing.shutting_down()
+        if not self._started:
+            await self._send_within(_response_start(200, STREAM_HEADERS), DRAIN_WRITE_S)
+            last = self.framing.head() + last
+        await self._send_within(_end_of_response(last), DRAIN_WRITE_S)
+
+    async def _end_failed(self, error: RpcError) -> None:
+        """End a stream that broke: its framing's error frame, or a refusal before it began."""
+        try:
+            if self._started:
+                await self._send_within(_end_of_response(self.framing.failed(error)))
+            else:
+                answer = self.framing.refusal(error)
+                await self._send_within(_response_start(answer.status, answer.headers))
+                await self._send_within(_end_of_response(answer.body))
+        except (ClientStalled, OSError):
+            pass  # nobody to tell
 
     async def _open(self, opening: _Opening) -> None:
         """Start the response with a snapshot or a replay."""
         await self._send_within(_response_start(200, STREAM_HEADERS))
         self._started = True
-        await self._write(retry_hint(RETRY_MS))
+        await self._write(self.framing.head())
         if opening.snapshot is not None:
             await self._write(opening.snapshot)
             self.last_seq = opening.latest_seq
@@ -394,30 +444,13 @@ class _Stream:
             self.last_seq = opening.resume_after
             await self._backfill()
 
-    async def _read_opening(self, last_event_id: str | None) -> _Opening:
-        async with self.services.db.read_sessions() as db:
-            live = await self.spec.load(db, self.actor)
-            latest, final = live.last_event_seq, live.status in FINAL_STATUSES
-            if last_event_id is not None:
-                oldest_kept = _oldest_kept_seq(live)
-                after = replay_after(last_event_id, latest=latest, oldest_kept=oldest_kept)
-                if after is not None:
-                    return _Opening(latest, final, resume_after=after)
-            # A fresh stream, or a resume that replay cannot serve (reset): the whole state,
-            # labelled with the sequence number it includes, so a reconnect can resume right
-            # after it. Encoded here, so that the connection goes back before the first byte
-            # is written.
-            snapshot = await self.spec.snapshot(db, live)
-            body = snapshot_frame(latest, snapshot, reset=last_event_id is not None)
-            return _Opening(latest, final, snapshot=body)
-
     async def _live(self) -> None:
         heartbeat_s = self.services.settings.heartbeat_ms / 1000
         while not self.final:
             item = await self.listener.next(heartbeat_s)
             if item is None:
                 if time.monotonic() - self._last_write >= heartbeat_s * 0.9:
-                    await self._write(HEARTBEAT)
+                    await self._write(self.framing.heartbeat)
             elif item is Signal.RESYNC:
                 await self._catch_up()
             elif isinstance(item, LiveEvent):
@@ -431,7 +464,7 @@ class _Stream:
         if event.seq > self.last_seq + 1:
             await self._catch_up()  # a gap: what came before it is in the outbox
             return
-        await self._write(event.frame_for(self.spec.audience))
+        await self._write(self.framing.event(event, self.spec.audience))
         self.last_seq = event.seq
         self.final = event.final
 
@@ -449,7 +482,7 @@ class _Stream:
         while True:
             page = await outbox.after(self.session_id, self.last_seq)
             for event in page:
-                await self._write(event.frame_for(self.spec.audience))
+                await self._write(self.framing.event(event, self.spec.audience))
                 self.last_seq = event.seq
                 self.final = self.final or event.final
             if len(page) < outbox.page_size:

@@ -25,6 +25,7 @@ class StreamSpec:
     key: str  # what a stream ticket is bound to
     roles: frozenset[Role]
     load: Loader  # the session, if the actor may watch it (raises otherwise)
+    session_id: int | None = None  # when the request names it (the staff stream)
 
     async def snapshot(self, db: AsyncSession, live: LiveSession) -> object:
         if self.audience is Audience.STAFF:
@@ -38,7 +39,7 @@ def staff_stream(session_id: int) -> StreamSpec:
     async def load(db: AsyncSession, actor: Actor) -> LiveSession:
         return await session_for_staff(db, actor, session_id)
 
-    return StreamSpec(Audience.STAFF, staff_stream_key(session_id), STAFF_ROLES, load)
+    return StreamSpec(Audience.STAFF, staff_stream_key(session_id), STAFF_ROLES, load, session_id)
 
 
 def client_stream(room_code: str) -> StreamSpec:

@@ -72,7 +72,7 @@ class Dispatcher:
             if require_query and procedure.kind is not Kind.QUERY:
                 raise RpcError(ErrorCode.BAD_REQUEST, f"{method} is a mutation; call it with POST")
             actor = await self._authorize(procedure, caller)
-            value = self._decode_params(procedure, params)
+            value = decode_params(procedure, params)
             return Outcome(result=await self._run(procedure, value, actor, caller))
         except Exception as exc:
             error = error_from_exception(exc)
@@ -113,24 +113,6 @@ class Dispatcher:
         if len(self._known_users) > 10_000:
             self._known_users.popitem(last=False)
 
-    @staticmethod
-    def _decode_params(procedure: Procedure, params: bytes | None) -> Any:
-        try:
-            value = procedure.decoder.decode(params or _EMPTY_PARAMS)
-        except msgspec.ValidationError as exc:
-            message, _, path = str(exc).partition(" - at `")
-            issue = Issue(path=path.rstrip("`") or "$", message=message)
-            raise RpcError(
-                ErrorCode.INVALID_PARAMS, f"Invalid params: {exc}", issues=[issue]
-            ) from None
-        except msgspec.DecodeError as exc:
-            raise RpcError(ErrorCode.PARSE_ERROR, f"Params are not valid JSON: {exc}") from None
-        issues = decimal_issues(value, params or _EMPTY_PARAMS)
-        if issues:
-            summary = "; ".join(f"{i.message} at {i.path}" for i in issues)
-            raise RpcError(ErrorCode.INVALID_PARAMS, f"Invalid params: {summary}", issues=issues)
-        return value
-
     async def _run(
         self, procedure: Procedure, params: Any, actor: Actor | None, caller: Caller
     ) -> bytes:
@@ -152,3 +134,20 @@ class Dispatcher:
         finally:
             await uow.close()
         return _encoder.encode(result)
+
+
+def decode_params(procedure: Procedure, params: bytes | None) -> Any:
+    """A call's params as its input Struct; raises RpcError saying what is wrong with them."""
+    try:
+        value = procedure.decoder.decode(params or _EMPTY_PARAMS)
+    except msgspec.ValidationError as exc:
+        message, _, path = str(exc).partition(" - at `")
+        issue = Issue(path=path.rstrip("`") or "$", message=message)
+        raise RpcError(ErrorCode.INVALID_PARAMS, f"Invalid params: {exc}", issues=[issue]) from None
+    except msgspec.DecodeError as exc:
+        raise RpcError(ErrorCode.PARSE_ERROR, f"Params are not valid JSON: {exc}") from None
+    issues = decimal_issues(value, params or _EMPTY_PARAMS)
+    if issues:
+        summary = "; ".join(f"{i.message} at {i.path}" for i in issues)
+        raise RpcError(ErrorCode.INVALID_PARAMS, f"Invalid params: {summary}", issues=issues)
+    return value

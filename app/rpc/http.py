@@ -15,11 +15,14 @@ from litestar.enums import ScopeType
 from litestar.exceptions import ClientException, MethodNotAllowedException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.response import Stream
-from litestar.types import Receive, Scope, Send
+from litestar.response.base import ASGIResponse
+from litestar.types import ASGIApp, Receive, Scope, Send
 
+from app.events.subscriptions import SubscriptionRequest, connection_params, serve_subscription
 from app.rpc import jsonrpc, trpc
 from app.rpc.dispatch import Caller, Dispatcher
 from app.rpc.errors import ErrorCode, RpcError
+from app.rpc.registry import Kind, Procedure
 
 AnyRequest = Request[Any, Any, Any]
 JSON = "application/json"
@@ -279,9 +282,13 @@ async def rpc_get(request: AnyRequest) -> Response[bytes]:
 async def trpc_route(request: AnyRequest) -> Response[Any]:
     paths: str = request.path_params["paths"]
     caller = caller_of(request)
+    batch = request.query_params.get("batch") in {"1", "true"}
     if request.method == "GET":
         raw = request.query_params.get("input")
         raw_input = raw.encode() if raw is not None else None
+        procedure = dispatcher_of(request).registry.get(paths)
+        if procedure is not None and procedure.kind is Kind.SUBSCRIPTION and not batch:
+            return _subscription(request, procedure, raw_input, caller)
     else:
         body = await _read_body(request)
         if isinstance(body, RpcError):
@@ -293,7 +300,7 @@ async def trpc_route(request: AnyRequest) -> Response[Any]:
         trpc.Request(
             paths=paths,
             http_method=request.method,
-            batch=request.query_params.get("batch") in {"1", "true"},
+            batch=batch,
             raw_input=raw_input,
             streaming=trpc.wants_jsonl(
                 request.headers.get("trpc-accept"), request.headers.get("accept")
@@ -305,6 +312,51 @@ async def trpc_route(request: AnyRequest) -> Response[Any]:
     if isinstance(answer.body, bytes):
         return Response(answer.body, status_code=answer.status, media_type=JSON, headers=headers)
     return Stream(answer.body, status_code=answer.status, media_type=JSON, headers=headers)
+
+
+def _subscription(
+    request: AnyRequest, procedure: Procedure, raw_input: bytes | None, caller: Caller
+) -> Response[Any]:
+    """A tRPC subscription: an event stream (app/events/subscriptions.py), or the error
+    @trpc/server answers before a stream starts (connectionParams it cannot read)."""
+    query = request.query_params
+    try:
+        params = connection_params(query.get("connectionParams"))
+    except RpcError as error:
+        envelope = trpc.error_envelope(error, None)
+        return _answer(error.code.http_status, envelope, caller)
+    subscription = SubscriptionRequest(
+        raw_input=raw_input,
+        authorization=request.headers.get("authorization"),
+        ticket=query.get("ticket"),
+        last_event_id=request.headers.get("last-event-id") or query.get("lastEventId"),
+        connection_params=params,
+    )
+    services = dispatcher_of(request).services
+
+    async def stream(scope: Scope, receive: Receive, send: Send) -> None:
+        await serve_subscription(services, procedure, subscription, receive, send)
+
+    return _Served(stream)
+
+
+class _Served(Response[bytes]):
+    """A response that writes itself: an event stream, sent by the stream core as it goes."""
+
+    def __init__(self, serve: ASGIApp) -> None:
+        super().__init__(b"")
+        self._serve = serve
+
+    def to_asgi_response(self, app: Litestar | None, request: AnyRequest, **_: Any) -> ASGIResponse:
+        return _ServedASGI(self._serve)
+
+
+class _ServedASGI(ASGIResponse):
+    def __init__(self, serve: ASGIApp) -> None:
+        self._serve = serve
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._serve(scope, receive, send)
 
 
 ROUTES = [rpc_post, rpc_get, trpc_route]

@@ -78,6 +78,11 @@ def error_envelope(error: RpcError, path: str | None) -> bytes:
     return _error_envelope(TrpcCode.of(error.code), error.message, path, error.issues, error.extra)
 
 
+def error_shape(error: RpcError, path: str | None) -> dict[str, Any]:
+    """The error as tRPC shapes it (`err.shape` on the client): the envelope's `error`."""
+    return _shape(TrpcCode.of(error.code), error.message, path, error.issues, error.extra)
+
+
 def _error_envelope(
     code: TrpcCode,
     message: str,
@@ -85,6 +90,16 @@ def _error_envelope(
     issues: list[Issue] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> bytes:
+    return _encoder.encode({"error": _shape(code, message, path, issues, extra)})
+
+
+def _shape(
+    code: TrpcCode,
+    message: str,
+    path: str | None,
+    issues: list[Issue] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     data: dict[str, Any] = {"code": code.name, "httpStatus": code.http_status}
     if path is not None:
         data["path"] = path
@@ -92,7 +107,7 @@ def _error_envelope(
         data["issues"] = issues
     for key, value in (extra or {}).items():
         data.setdefault(key, value)
-    return _encoder.encode({"error": {"message": message, "code": code.rpc_code, "data": data}})
+    return {"message": message, "code": code.rpc_code, "data": data}
 
 
 async def handle(dispatcher: Dispatcher, request: Request, caller: Caller) -> Answer:
@@ -143,6 +158,8 @@ def _accepted_methods(kind: Kind, allow_method_override: bool) -> tuple[str, ...
     # resolveResponse's TYPE_ACCEPTED_METHOD_MAP(_WITH_METHOD_OVERRIDE): never a GET mutation.
     if kind is Kind.MUTATION:
         return ("POST",)
+    if kind is Kind.SUBSCRIPTION:
+        return ("GET",)  # an EventSource only GETs; the stream is app/events/subscriptions.py
     return ("GET", "POST") if allow_method_override else ("GET",)
 
 
@@ -153,6 +170,10 @@ async def _call(
     if procedure is None:  # unknown, or its feature is off
         code = TrpcCode.NOT_FOUND
         message = f'No procedure found on path "{name}"'
+        return _Reply(code.http_status, error=_error_envelope(code, message, name))
+    if procedure.kind is Kind.SUBSCRIPTION and request.batch:
+        code = TrpcCode.BAD_REQUEST
+        message = "Cannot batch subscription calls"
         return _Reply(code.http_status, error=_error_envelope(code, message, name))
     accepted = _accepted_methods(procedure.kind, request.allow_method_override)
     if request.http_method not in accepted:

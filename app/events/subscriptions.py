@@ -1,0 +1,82 @@
+"""tRPC subscriptions (`GET /trpc/<subscription>`, DESIGN.md 2.2) served by the stream core.
+
+What is tRPC's here is only how the request says what it wants: the input (`?input=`, with
+`lastEventId` in it once httpSubscriptionLink has seen an event), the `Last-Event-ID` header of
+an EventSource that reconnects by itself (it wins over the input, as in @trpc/server), and the
+credentials: the Authorization header, `?ticket=`, or `connectionParams` (httpSubscriptionLink's
+`?connectionParams=<json>`, with `token` a bearer token or `ticket` a stream ticket).
+The stream itself, its access rules, replay and framing, are app/events/sse.py's and
+app/events/framing.py's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import msgspec
+from litestar.types import Receive, Send
+
+from app.events import sse
+from app.events.framing import TrpcFraming
+from app.rpc.dispatch import decode_params
+from app.rpc.errors import ErrorCode, RpcError
+from app.rpc.registry import Procedure
+from app.runtime import Services
+
+_connection_params = msgspec.json.Decoder(dict[str, str])
+# With pings due every heartbeat, a client that hears nothing for this many heartbeats has lost
+# its connection without being told (a dead peer, a proxy that dropped it): it reconnects.
+INACTIVITY_HEARTBEATS = 3
+
+
+def connection_params(raw: str | None) -> dict[str, str]:
+    """httpSubscriptionLink's `connectionParams`: a JSON object of strings (PARSE_ERROR else),
+    refused before the stream starts, as @trpc/server refuses it (getRequestInfo)."""
+    if raw is None:
+        return {}
+    try:
+        return _connection_params.decode(raw)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise RpcError(
+            ErrorCode.PARSE_ERROR, f"connectionParams must be a JSON object of strings: {exc}"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRequest:
+    """What a tRPC subscription request says, read from its URL and headers."""
+
+    raw_input: bytes | None  # `?input=`
+    authorization: str | None = None  # the Authorization header
+    ticket: str | None = None  # `?ticket=`
+    last_event_id: str | None = None  # the Last-Event-ID header, else `?lastEventId=`
+    connection_params: dict[str, str] = field(default_factory=dict)
+
+
+async def serve_subscription(
+    services: Services,
+    procedure: Procedure,
+    request: SubscriptionRequest,
+    receive: Receive,
+    send: Send,
+) -> None:
+    """Stream `procedure`'s events to one tRPC client."""
+    assert procedure.opener is not None
+    framing = TrpcFraming(
+        procedure.name, inactivity_ms=INACTIVITY_HEARTBEATS * services.settings.heartbeat_ms
+    )
+    try:
+        subscribe = procedure.opener(decode_params(procedure, request.raw_input))
+    except RpcError as error:  # the input: an error of the call, inside the stream
+        await sse.send_whole(send, framing.refusal(error))
+        return
+    params = request.connection_params
+    token = params.get("token")
+    credentials = sse.Credentials(
+        authorization=request.authorization or (f"Bearer {token}" if token else None),
+        ticket=request.ticket or params.get("ticket"),
+    )
+    # EventSource's own reconnect keeps the URL it had (so the input's id is older) and sends
+    # the newest id it saw as the header.
+    last_event_id = request.last_event_id or subscribe.last_event_id
+    await sse.serve(services, receive, send, subscribe.stream, framing, credentials, last_event_id)
