@@ -137,6 +137,17 @@ def start_servers(env: Mapping[str, str], count: int, *, workers: int = 1) -> li
     return launched
 
 
+def start_server(env: Mapping[str, str], *, port: int | None = None) -> Server:
+    """One server, on `port` when given (a worker restarted behind the same URL)."""
+    server = _launch(env, workers=1, port=port)
+    try:
+        _wait_until_healthy(server)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
 def stop_servers(servers: Sequence[Server]) -> None:
     for server in servers:
         server.stop()
@@ -154,8 +165,8 @@ def running_servers(
         stop_servers(servers)
 
 
-def _launch(env: Mapping[str, str], *, workers: int) -> Server:
-    port = _free_port()
+def _launch(env: Mapping[str, str], *, workers: int, port: int | None = None) -> Server:
+    port = port or _free_port()
     inherited = {k: v for k, v in os.environ.items() if k not in _SETTING_NAMES}
     command = [sys.executable, "-m", "app", "serve", "--host", HOST, "--port", str(port)]
     if workers != 1:

@@ -1,6 +1,8 @@
 """The official `@trpc/client` v11 (pinned in tests/trpc_client/package.json) against a real
 server: what a tRPC frontend sees through httpLink, httpBatchLink and httpBatchStreamLink,
-with and without `methodOverride: 'POST'`, and every error code as tRPC names it.
+with and without `methodOverride: 'POST'`, and every error code as tRPC names it; and
+httpSubscriptionLink (with the `eventsource` package) following both subscriptions of a live
+session through a worker restart.
 
 Needs Node and `npm ci --prefix tests/trpc_client`; skipped with the reason when either is
 missing, failed instead when REQUIRE_SERVICES=1.
@@ -8,22 +10,27 @@ missing, failed instead when REQUIRE_SERVICES=1.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 from app.auth import TokenService
 from app.config import load_settings
-from tests import services
-from tests.conftest import Tokens
+from tests import live_server, services
+from tests.conftest import Rpc, Tokens
+from tests.factories import Shop, outbox_events
 from tests.live_server import running_servers, sqlite_env
+from tests.sse_client import staff_only_keys
 
 CLIENT_DIR = Path(__file__).parent / "trpc_client"
 SCRIPT = CLIENT_DIR / "run.mjs"
@@ -274,3 +281,174 @@ def test_a_missing_entity_is_not_found(server: Server, link: str) -> None:
     )
     (result,) = run.results
     error_of(result, "NOT_FOUND", -32004, 404, "orders.get")
+
+
+# --- httpSubscriptionLink through a worker restart --------------------------------------------
+
+SUBSCRIBE_SCRIPT = CLIENT_DIR / "subscribe.mjs"
+STAFF_SUBSCRIPTION = "liveShopping.onSessionEvent"
+CLIENT_SUBSCRIPTION = "vipPortalLiveShopping.onRoomEvent"
+FOLLOW_S = 20.0  # the longest one expectation of the followers may wait (a restart included)
+
+
+class Followers:
+    """The subscribe.mjs process: every line it printed so far, read as it prints them."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.lines: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        async for raw in self.process.stdout:
+            self.lines.append(json.loads(raw))
+            self._changed.set()
+        self._changed.set()
+
+    def of(self, sub: str, kind: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines if line["sub"] == sub and line["kind"] == kind]
+
+    def seqs(self, sub: str) -> list[int]:
+        return [int(line["id"]) for line in self.of(sub, "data")]
+
+    async def until(self, what: str, done: Callable[[], bool]) -> None:
+        try:
+            async with asyncio.timeout(FOLLOW_S):
+                while not done():
+                    if self._reader.done():
+                        raise AssertionError(f"the client exited before {what}: {self.lines}")
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise AssertionError(f"no {what} within {FOLLOW_S} s: {self.lines}") from None
+
+    async def caught_up(self, seq: int) -> None:
+        await self.until(
+            f"event {seq} on both",
+            lambda: all(max(self.seqs(s), default=0) >= seq for s in ("staff", "client")),
+        )
+
+    async def close(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
+        await self.process.wait()
+        await self._reader
+
+
+@contextlib.asynccontextmanager
+async def followers(url: str, subscriptions: list[dict[str, Any]]) -> AsyncIterator[Followers]:
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        str(SUBSCRIBE_SCRIPT),
+        cwd=CLIENT_DIR,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    process.stdin.write(json.dumps({"url": url, "subscriptions": subscriptions}).encode())
+    process.stdin.close()
+    running = Followers(process)
+    try:
+        yield running
+    finally:
+        await running.close()
+
+
+async def test_http_subscription_link_follows_both_subscriptions_through_a_worker_restart(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    """The worker serving both streams stops (SIGTERM) while the session goes on elsewhere; a
+    new worker starts behind the same URL; each subscription reconnects with the id of the last
+    event it had, and ends with `return` after the conversion: every event of the outbox
+    arrived once, in order, on both."""
+    env = sqlite_env(sqlite_template, tmp_path, LIVE_SHOPPING_HEARTBEAT_MS="500")
+    tokens = Tokens(TokenService(load_settings(env)))
+    worker = live_server.start_server(env)
+    elsewhere = live_server.start_server(env)  # takes the session's changes meanwhile
+    port = int(worker.base_url.rsplit(":", 1)[1])
+    try:
+        async with (
+            httpx.AsyncClient(base_url=worker.base_url, timeout=10) as http,
+            httpx.AsyncClient(base_url=elsewhere.base_url, timeout=10) as other_http,
+        ):
+            shop = Shop(Rpc(http, tokens))
+            shop_elsewhere = Shop(Rpc(other_http, tokens))
+            scarf = await shop.stock(name="Silk Scarf", on_hand="50")
+            customer = await shop.customer(credit_limit="50000.00")
+            room = await shop.session(customer, title="Restart")
+            subscriptions = [
+                {
+                    "name": "staff",
+                    "path": STAFF_SUBSCRIPTION,
+                    "input": {"sessionId": room.id},
+                    "token": tokens.staff,  # the Authorization header
+                },
+                {
+                    "name": "client",
+                    "path": CLIENT_SUBSCRIPTION,
+                    "input": {"roomCode": room.code},
+                    "connectionParams": {"token": customer.token},
+                },
+            ]
+            async with followers(f"{worker.base_url}/trpc", subscriptions) as follow:
+                await follow.until(
+                    "both snapshots", lambda: bool(follow.seqs("staff") and follow.seqs("client"))
+                )
+                await shop.add(room, scarf, "1")
+                await shop.add(room, scarf, "2")
+                await follow.caught_up(await latest_seq(env, room.id))
+
+                worker.stop()  # SIGTERM: its streams end cleanly; the clients retry
+                await shop_elsewhere.add(room, scarf, "3")
+                await shop_elsewhere.rpc.staff(
+                    "liveShopping.highlightProduct",
+                    {"sessionId": room.id, "batchId": scarf.batch_id},
+                )
+                worker = live_server.start_server(env, port=port)
+
+                await follow.caught_up(await latest_seq(env, room.id))
+                await shop.add(room, scarf, "4")
+                await shop.end(room, convert=True)
+                await follow.until(
+                    "the end of both",
+                    lambda: (
+                        len(follow.of("staff", "complete") + follow.of("client", "complete")) == 2
+                    ),
+                )
+    finally:
+        worker.stop()
+        elsewhere.stop()
+
+    outbox = await outbox_events(env["DATABASE_URL"], room.id)
+    assert "SESSION_CONVERTED" in [e.type for e in outbox]
+    for sub in ("staff", "client"):
+        events = follow.of(sub, "data")
+        seqs = follow.seqs(sub)
+        first = seqs[0]
+        # Nothing lost, duplicated or reordered: exactly the outbox from the snapshot on.
+        assert seqs == [e.seq for e in outbox if e.seq >= first], sub
+        assert events[0]["data"]["type"] == "SESSION_SNAPSHOT", sub
+        assert [e["data"]["type"] for e in events[1:]] == [e.type for e in outbox if e.seq > first]
+        assert not follow.of(sub, "error"), follow.of(sub, "error")
+        # It did reconnect, resuming: a later request carried the id of an event it had.
+        requests = follow.of(sub, "request")
+        assert len(requests) >= 2, requests
+        resumed_from = [resume_id(r) for r in requests[1:]]
+        assert all(r is not None and int(r) in seqs for r in resumed_from), requests
+    for event in follow.of("client", "data"):
+        assert staff_only_keys(event["data"]) == set(), event
+
+
+def resume_id(request: dict[str, Any]) -> str | None:
+    """The id a request resumed from: its Last-Event-ID header, else the input's lastEventId."""
+    if request["lastEventId"]:
+        return str(request["lastEventId"])
+    raw = query_input(request)
+    found = json.loads(raw).get("lastEventId") if raw else None
+    return None if found is None else str(found)
+
+
+async def latest_seq(env: dict[str, str], session_id: int) -> int:
+    return (await outbox_events(env["DATABASE_URL"], session_id))[-1].seq
