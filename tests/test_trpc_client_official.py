@@ -356,14 +356,30 @@ async def followers(url: str, subscriptions: list[dict[str, Any]]) -> AsyncItera
         await running.close()
 
 
+@pytest.fixture(params=["sqlite", "mariadb+redis"])
+def restart_env(
+    request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path
+) -> Iterator[dict[str, str]]:
+    """The workers' settings: one SQLite file and in-process buses, or MariaDB and Redis."""
+    if request.param == "sqlite":
+        yield sqlite_env(sqlite_template, tmp_path, LIVE_SHOPPING_HEARTBEAT_MS="500")
+        return
+    services.require("mariadb")
+    services.require("redis")
+    with live_server.fresh_database("ls_trpc_restart") as url:
+        yield live_server.server_env(
+            url, REDIS_URL=services.REDIS_URL, LIVE_SHOPPING_HEARTBEAT_MS="500"
+        )
+
+
 async def test_http_subscription_link_follows_both_subscriptions_through_a_worker_restart(
-    sqlite_template: Path, tmp_path: Path
+    restart_env: dict[str, str],
 ) -> None:
     """The worker serving both streams stops (SIGTERM) while the session goes on elsewhere; a
     new worker starts behind the same URL; each subscription reconnects with the id of the last
     event it had, and ends with `return` after the conversion: every event of the outbox
     arrived once, in order, on both."""
-    env = sqlite_env(sqlite_template, tmp_path, LIVE_SHOPPING_HEARTBEAT_MS="500")
+    env = restart_env
     tokens = Tokens(TokenService(load_settings(env)))
     worker = live_server.start_server(env)
     elsewhere = live_server.start_server(env)  # takes the session's changes meanwhile
