@@ -1,0 +1,123 @@
+"""Opening a stream reads the session once (issue 15): its access, its newest event and its
+snapshot or resume point come from one read transaction, in either framing.
+
+Counted on the engine: transactions begun and `live_sessions` rows selected while one stream
+opens, in-process (the ASGI handlers called directly, as tests/test_graceful_shutdown.py does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from app.config import Settings
+from app.events import sse
+from app.events.sse import streams
+from app.events.subscriptions import SubscriptionRequest, serve_subscription
+from app.rpc.registry import REGISTRY
+from app.runtime import Services
+from tests.conftest import Rpc
+
+READ_S = 5.0
+# A statement that reads live_shopping_sessions rows (its FROM, not a join of another read).
+SESSION_ROW = re.compile(r"^\s*SELECT .*\sFROM live_shopping_sessions(\s|$)", re.DOTALL)
+
+
+class Client:
+    """An ASGI client that keeps what it is sent and never hangs up."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.body = asyncio.Event()
+
+    async def send(self, message: Any) -> None:
+        self.messages.append(message)
+        if message["type"] == "http.response.body" and b"SESSION_SNAPSHOT" in message["body"]:
+            self.body.set()
+
+    async def receive(self) -> Any:
+        await asyncio.Event().wait()
+
+
+@dataclass
+class Reads:
+    transactions: int = 0
+    session_selects: int = 0
+    statements: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+async def world(
+    rpc: Rpc, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Services, int, str, Reads]]:
+    monkeypatch.setattr(sse, "OPEN_STREAMS", sse.OpenStreams())
+    client = await rpc.staff("clients.create", {"name": "Reads once"})
+    session = await rpc.staff("liveShopping.createSession", {"clientId": client["id"]})
+    services = Services.create(settings)
+    reads = Reads()
+    engine = services.db.engine.sync_engine
+
+    def on_begin(conn: Any) -> None:
+        reads.transactions += 1
+
+    def on_statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        reads.statements.append(statement)
+        if SESSION_ROW.search(statement):
+            reads.session_selects += 1
+
+    event.listen(engine, "begin", on_begin)
+    event.listen(engine, "before_cursor_execute", on_statement)
+    try:
+        yield services, session["sessionId"], rpc.tokens.staff, reads
+    finally:
+        await services.close()
+
+
+async def opened_once(serve: Callable[[Client], Awaitable[None]], reads: Reads) -> None:
+    client = Client()
+    task = asyncio.create_task(serve(client))
+    try:
+        await asyncio.wait_for(client.body.wait(), READ_S)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert client.messages[0]["status"] == 200
+    assert reads.transactions == 1, reads.statements
+    assert reads.session_selects == 1, reads.statements
+
+
+async def test_an_sse_stream_opens_on_one_read_of_its_session(
+    world: tuple[Services, int, str, Reads],
+) -> None:
+    services, session_id, token, reads = world
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": f"/live-shopping/{session_id}",
+        "headers": [(b"authorization", f"Bearer {token}".encode())],
+        "query_string": b"",
+        "app": SimpleNamespace(state=SimpleNamespace(services=services)),
+    }
+    await opened_once(lambda c: streams.fn(scope, c.receive, c.send), reads)
+
+
+async def test_a_trpc_subscription_opens_on_one_read_of_its_session(
+    world: tuple[Services, int, str, Reads],
+) -> None:
+    services, session_id, token, reads = world
+    procedure = REGISTRY.get("liveShopping.onSessionEvent")
+    assert procedure is not None
+    request = SubscriptionRequest(
+        raw_input=json.dumps({"sessionId": session_id}).encode(), authorization=f"Bearer {token}"
+    )
+    await opened_once(
+        lambda c: serve_subscription(services, procedure, request, c.receive, c.send), reads
+    )
