@@ -1,5 +1,6 @@
 """Opening a stream reads the session once (issue 15): its access, its newest event and its
-snapshot or resume point come from one read transaction, in either framing.
+snapshot or resume point come from one read transaction, in either framing. (A room's stream
+then also reads the outbox once, shared per session, for what was committed before it listened.)
 
 Counted on the engine: transactions begun and `live_sessions` rows selected while one stream
 opens, in-process (the ASGI handlers called directly, as tests/test_graceful_shutdown.py does).
@@ -54,10 +55,20 @@ class Reads:
     statements: list[str] = field(default_factory=list)
 
 
+@dataclass
+class World:
+    services: Services
+    session_id: int
+    room_code: str
+    staff_token: str
+    client_token: str
+    reads: Reads
+
+
 @pytest.fixture
 async def world(
     rpc: Rpc, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[Services, int, str, Reads]]:
+) -> AsyncIterator[World]:
     monkeypatch.setattr(sse, "OPEN_STREAMS", sse.OpenStreams())
     client = await rpc.staff("clients.create", {"name": "Reads once"})
     session = await rpc.staff("liveShopping.createSession", {"clientId": client["id"]})
@@ -76,12 +87,22 @@ async def world(
     event.listen(engine, "begin", on_begin)
     event.listen(engine, "before_cursor_execute", on_statement)
     try:
-        yield services, session["sessionId"], rpc.tokens.staff, reads
+        yield World(
+            services,
+            session["sessionId"],
+            session["roomCode"],
+            rpc.tokens.staff,
+            rpc.tokens.client(client["id"]),
+            reads,
+        )
     finally:
         await services.close()
 
 
-async def opened_once(serve: Callable[[Client], Awaitable[None]], reads: Reads) -> None:
+Serve = Callable[[Client], Awaitable[None]]
+
+
+async def opened_once(serve: Serve, reads: Reads, *, transactions: int | None = 1) -> None:
     client = Client()
     task = asyncio.create_task(serve(client))
     try:
@@ -90,34 +111,45 @@ async def opened_once(serve: Callable[[Client], Awaitable[None]], reads: Reads) 
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert client.messages[0]["status"] == 200
-    assert reads.transactions == 1, reads.statements
+    if transactions is not None:
+        assert reads.transactions == transactions, reads.statements
     assert reads.session_selects == 1, reads.statements
 
 
-async def test_an_sse_stream_opens_on_one_read_of_its_session(
-    world: tuple[Services, int, str, Reads],
-) -> None:
-    services, session_id, token, reads = world
+async def test_an_sse_stream_opens_on_one_read_of_its_session(world: World) -> None:
     scope = {
         "type": "http",
         "method": "GET",
-        "path": f"/live-shopping/{session_id}",
-        "headers": [(b"authorization", f"Bearer {token}".encode())],
+        "path": f"/live-shopping/{world.session_id}",
+        "headers": [(b"authorization", f"Bearer {world.staff_token}".encode())],
         "query_string": b"",
-        "app": SimpleNamespace(state=SimpleNamespace(services=services)),
+        "app": SimpleNamespace(state=SimpleNamespace(services=world.services)),
     }
-    await opened_once(lambda c: streams.fn(scope, c.receive, c.send), reads)
+    await opened_once(lambda c: streams.fn(scope, c.receive, c.send), world.reads)
 
 
-async def test_a_trpc_subscription_opens_on_one_read_of_its_session(
-    world: tuple[Services, int, str, Reads],
-) -> None:
-    services, session_id, token, reads = world
-    procedure = REGISTRY.get("liveShopping.onSessionEvent")
+def subscribing(world: World, name: str, input_: dict[str, Any], token: str) -> Serve:
+    procedure = REGISTRY.get(name)
     assert procedure is not None
     request = SubscriptionRequest(
-        raw_input=json.dumps({"sessionId": session_id}).encode(), authorization=f"Bearer {token}"
+        raw_input=json.dumps(input_).encode(), authorization=f"Bearer {token}"
     )
-    await opened_once(
-        lambda c: serve_subscription(services, procedure, request, c.receive, c.send), reads
+    return lambda c: serve_subscription(world.services, procedure, request, c.receive, c.send)
+
+
+async def test_a_trpc_subscription_opens_on_one_read_of_its_session(world: World) -> None:
+    serve = subscribing(
+        world, "liveShopping.onSessionEvent", {"sessionId": world.session_id}, world.staff_token
     )
+    await opened_once(serve, world.reads)
+
+
+async def test_a_room_subscription_reads_its_session_once(world: World) -> None:
+    serve = subscribing(
+        world,
+        "vipPortalLiveShopping.onRoomEvent",
+        {"roomCode": world.room_code},
+        world.client_token,
+    )
+    # Not one transaction: it also reads the outbox after its listening began, while it settles.
+    await opened_once(serve, world.reads, transactions=None)

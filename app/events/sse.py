@@ -149,9 +149,8 @@ async def serve(
     bus = services.bus
     # Listening starts before the read when the session is known from the request (the staff
     # stream's id): nothing committed after the read can pass the stream by. A room code names
-    # its session only once read; an event committed between that read and the listening
-    # reaches the stream with the session's next event (a gap, backfilled) or the worker's
-    # next outbox check (RESYNC), never lost.
+    # its session only once read, so that stream listens after it and then reads the outbox
+    # after its opening (a replay does anyway; a snapshot catches up, see _Stream._open).
     listener = None if spec.session_id is None else await bus.listen(spec.session_id, spec.audience)
     try:
         try:
@@ -439,6 +438,10 @@ class _Stream:
             await self._write(opening.snapshot)
             self.last_seq = opening.latest_seq
             self.final = opening.final
+            if self.spec.session_id is None:
+                # It listened only after its read (see serve): what was committed in between
+                # is in the outbox. One shared read per session (app/events/replay.py).
+                await self._catch_up()
         else:
             assert opening.resume_after is not None
             self.last_seq = opening.resume_after
