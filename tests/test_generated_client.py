@@ -31,6 +31,7 @@ from app.codegen.model import CodegenError, build_api
 from app.codegen.runtime import errors as runtime_errors
 from app.codegen.trpc_router import trpc_router_module
 from app.config import Settings
+from app.events.schema import EVENT_UNIONS
 from app.rpc.context import CallContext
 from app.rpc.registry import Input, Namespace, NoInput, Output, Registry
 from tests.conftest import BASE_ENV, Tokens, make_settings
@@ -597,7 +598,7 @@ def test_the_runtime_must_have_an_error_class_for_every_code_the_server_sends(
 
 def test_a_subscription_is_a_trpc_subscription_and_no_rpc_method() -> None:
     # The registry gains the `subscription` kind (DESIGN.md 2.2); /rpc refuses it, /trpc streams.
-    api = build_api(_exotic_registry())
+    api = build_api(_exotic_registry(), EVENT_UNIONS)
     api.procedures = [
         dataclasses.replace(p, kind="subscription") if p.name == "exoticThings.maybeNode" else p
         for p in api.procedures

@@ -34,7 +34,7 @@ _TIMEOUT_PARAM = "timeout"
 # Names client.py defines or imports besides the models; no model type may take one of them.
 _CLIENT_NAMES = frozenset(
     {"LiveShoppingClient", "AsyncLiveShoppingClient", "SyncClientBase", "AsyncClientBase"}
-    | {"SyncTransport", "AsyncTransport", "Method", "DEFAULT_TIMEOUT", "TypeAlias"}
+    | {"SyncTransport", "AsyncTransport", "Method", "DEFAULT_TIMEOUT", "TypeAlias", "EventTypes"}
     | {"Any", "Literal", "Decimal", "UUID", "date", "datetime", "time", "timedelta"}
     | {"builtins", "httpx", "msgspec"}
 )
@@ -62,6 +62,7 @@ def client_module(api: Api, header: str) -> str:
         f"{constants[p.name]}: Method[{r.type(p.output)}] = Method({p.name!r}, {r.type(p.output)})"
         for p in procedures
     ]
+    method_lines += _stream_events(api, imports)
     classes = [
         _namespace_class(namespace, procedures, constants, r, is_async=is_async)
         for is_async in (False, True)
@@ -93,7 +94,7 @@ def _check_names(api: Api) -> None:
         if attribute in attributes:
             raise CodegenError(f"namespace {namespace!r} clashes with another as `{attribute}`")
         attributes.add(attribute)
-    names = [spec.name for spec in api.types.values()]
+    names = [spec.name for spec in api.types.values()] + list(api.unions)
     aliases = [value_alias(spec.name) for spec in api.types.values() if isinstance(spec, EnumSpec)]
     for name in sorted(names + aliases):
         if name in taken:
@@ -193,6 +194,28 @@ def _method(p: ProcedureSpec, constant: str, r: Renderer, *, is_async: bool) -> 
     ]
 
 
+# The event unions of the staff stream and of the client's (app/events/schema.py), in the order
+# of the client bases' type parameters.
+STREAM_UNIONS = ("SessionEvent", "RoomEvent")
+
+
+def _stream_events(api: Api, imports: Imports) -> list[str]:
+    """The decoders of each stream's events, built once for every client."""
+    missing = [name for name in STREAM_UNIONS if name not in api.unions]
+    if missing:
+        raise CodegenError(f"the event unions {', '.join(missing)} are not in the API")
+    imports.local.setdefault(".models", set()).update(STREAM_UNIONS)
+    imports.local.setdefault(".subscriptions", set()).add("EventTypes")
+    return [
+        f"{_events_constant(name)}: EventTypes[{name}] = EventTypes({name})"
+        for name in STREAM_UNIONS
+    ]
+
+
+def _events_constant(union: str) -> str:
+    return f"_{snake_case(union).upper()}S"
+
+
 def _client_class(namespaces: dict[str, list[ProcedureSpec]], *, is_async: bool) -> str:
     prefix = "Async" if is_async else ""
     http = "httpx.AsyncClient" if is_async else "httpx.Client"
@@ -206,14 +229,19 @@ def _client_class(namespaces: dict[str, list[ProcedureSpec]], *, is_async: bool)
         "client's for that call. The service's errors raise a subclass of `RpcError` "
         "(`NotFound`, `Forbidden`, ...), a call that gets no answer raises `TransportError`. "
         "`subscribe_session(session_id)` and `subscribe_room(room_code)` follow a live "
-        "session's events (Server-Sent Events), reconnecting without losing any.\n\n"
+        "session's events (Server-Sent Events), reconnecting without losing any; each event's "
+        "`data` is typed (`SessionEvent`, `RoomEvent`: one Struct per event type).\n\n"
         f"Close it ({closing}) to release its connections. An `http_client` passed in is "
         "left open, and `timeout` applies only to the client made here."
     )
     base = "AsyncClientBase" if is_async else "SyncClientBase"
+    session_events, room_events = STREAM_UNIONS
     lines = [
-        f"class {prefix}LiveShoppingClient({base}):",
+        f"class {prefix}LiveShoppingClient({base}[{session_events}, {room_events}]):",
         docstring(doc, indent=4),
+        "",
+        f"    _session_events = {_events_constant(session_events)}",
+        f"    _room_events = {_events_constant(room_events)}",
         "",
         "    def __init__(",
         "        self,",
@@ -252,16 +280,19 @@ def init_module(header: str) -> str:
             ...
 
         with client.subscribe_session(session_id) as events:
-            for event in events:  # Event(id=7, type="CART_UPDATED", data={{"session": ...}})
-                ...
+            for event in events:  # Event(id=7, type="CART_UPDATED", data=CartUpdatedEvent(...))
+                match event.data:
+                    case CartUpdatedEvent(cart=cart, change=change):
+                        ...
 
 Params and results are msgspec Structs in `{PACKAGE}.models`, generated from the server's
 procedure registry; a decimal param takes a `Decimal`, an `int` or a `str`, an enum param the
 enum or its plain value. The service's errors raise a subclass of `RpcError` per error code
 (`NotFound`, `Forbidden`, `PreconditionFailed`, ...); a call that gets no answer raises
 `TransportError`, an answer that is not JSON-RPC `ProtocolError`, and all of them derive from
-`LiveShoppingError`. A subscription yields `Event`s, resumes after a dropped connection from
-the last one it delivered, and ends when the session is over.
+`LiveShoppingError`. A subscription yields `Event`s whose `data` is typed, one Struct per event
+type (`SessionEvent` on the staff stream, `RoomEvent` on the client's, in `models`); it resumes
+after a dropped connection from the last one it delivered, and ends when the session is over.
 """
 
 from .client import AsyncLiveShoppingClient, LiveShoppingClient

@@ -11,16 +11,19 @@
             ...
 
         with client.subscribe_session(session_id) as events:
-            for event in events:  # Event(id=7, type="CART_UPDATED", data={"session": ...})
-                ...
+            for event in events:  # Event(id=7, type="CART_UPDATED", data=CartUpdatedEvent(...))
+                match event.data:
+                    case CartUpdatedEvent(cart=cart, change=change):
+                        ...
 
 Params and results are msgspec Structs in `live_shopping_client.models`, generated from the server's
 procedure registry; a decimal param takes a `Decimal`, an `int` or a `str`, an enum param the
 enum or its plain value. The service's errors raise a subclass of `RpcError` per error code
 (`NotFound`, `Forbidden`, `PreconditionFailed`, ...); a call that gets no answer raises
 `TransportError`, an answer that is not JSON-RPC `ProtocolError`, and all of them derive from
-`LiveShoppingError`. A subscription yields `Event`s, resumes after a dropped connection from
-the last one it delivered, and ends when the session is over.
+`LiveShoppingError`. A subscription yields `Event`s whose `data` is typed, one Struct per event
+type (`SessionEvent` on the staff stream, `RoomEvent` on the client's, in `models`); it resumes
+after a dropped connection from the last one it delivered, and ends when the session is over.
 """
 
 from .client import AsyncLiveShoppingClient, LiveShoppingClient

@@ -54,10 +54,12 @@ from .models import (
     ProductView,
     RemoveFromCart,
     RespondToCheckout,
+    RoomEvent,
     RoomRef,
     SalesSheetOut,
     SearchInventory,
     SessionCreated,
+    SessionEvent,
     SessionOnly,
     SessionRef,
     SessionStatus,
@@ -76,6 +78,7 @@ from .models import (
     UpdateSession,
     UpdateSessionStatus,
 )
+from .subscriptions import EventTypes
 from .transport import DEFAULT_TIMEOUT, AsyncTransport, Method, SyncTransport
 
 _CATALOG_CREATE_BATCH: Method[IdResult] = Method("catalog.createBatch", IdResult)
@@ -166,6 +169,8 @@ _VIP_PORTAL_LIVE_SHOPPING_SEARCH_INVENTORY: Method[list[ClientStock]] = Method(
 _VIP_PORTAL_LIVE_SHOPPING_UPDATE_CART_QUANTITY: Method[ClientCart] = Method(
     "vipPortalLiveShopping.updateCartQuantity", ClientCart
 )
+_SESSION_EVENTS: EventTypes[SessionEvent] = EventTypes(SessionEvent)
+_ROOM_EVENTS: EventTypes[RoomEvent] = EventTypes(RoomEvent)
 
 
 class CatalogProcedures:
@@ -1759,7 +1764,7 @@ class AsyncVipPortalLiveShoppingProcedures:
         )
 
 
-class LiveShoppingClient(SyncClientBase):
+class LiveShoppingClient(SyncClientBase[SessionEvent, RoomEvent]):
     """Blocking client of the Live Shopping JSON-RPC API.
 
     Procedures are grouped by namespace: `client.catalog.create_product(...)` calls
@@ -1767,11 +1772,15 @@ class LiveShoppingClient(SyncClientBase):
     for that call. The service's errors raise a subclass of `RpcError` (`NotFound`, `Forbidden`,
     ...), a call that gets no answer raises `TransportError`. `subscribe_session(session_id)` and
     `subscribe_room(room_code)` follow a live session's events (Server-Sent Events), reconnecting
-    without losing any.
+    without losing any; each event's `data` is typed (`SessionEvent`, `RoomEvent`: one Struct per
+    event type).
 
     Close it (a `with` block or `close()`) to release its connections. An `http_client` passed in
     is left open, and `timeout` applies only to the client made here.
     """
+
+    _session_events = _SESSION_EVENTS
+    _room_events = _ROOM_EVENTS
 
     def __init__(
         self,
@@ -1791,7 +1800,7 @@ class LiveShoppingClient(SyncClientBase):
         self.vip_portal_live_shopping = VipPortalLiveShoppingProcedures(self._transport)
 
 
-class AsyncLiveShoppingClient(AsyncClientBase):
+class AsyncLiveShoppingClient(AsyncClientBase[SessionEvent, RoomEvent]):
     """Asyncio client of the Live Shopping JSON-RPC API.
 
     Procedures are grouped by namespace: `client.catalog.create_product(...)` calls
@@ -1799,11 +1808,15 @@ class AsyncLiveShoppingClient(AsyncClientBase):
     for that call. The service's errors raise a subclass of `RpcError` (`NotFound`, `Forbidden`,
     ...), a call that gets no answer raises `TransportError`. `subscribe_session(session_id)` and
     `subscribe_room(room_code)` follow a live session's events (Server-Sent Events), reconnecting
-    without losing any.
+    without losing any; each event's `data` is typed (`SessionEvent`, `RoomEvent`: one Struct per
+    event type).
 
     Close it (an `async with` block or `await aclose()`) to release its connections. An
     `http_client` passed in is left open, and `timeout` applies only to the client made here.
     """
+
+    _session_events = _SESSION_EVENTS
+    _room_events = _ROOM_EVENTS
 
     def __init__(
         self,
