@@ -1,5 +1,21 @@
 """The RPC surface, one module per namespace; importing this package registers them all."""
 
-from procedures import catalog, clients, live_shopping, orders, system, vip_portal
+from procedures import (
+    catalog,
+    clients,
+    live_shopping,
+    orders,
+    subscriptions,
+    system,
+    vip_portal,
+)
 
-__all__ = ["catalog", "clients", "live_shopping", "orders", "system", "vip_portal"]
+__all__ = [
+    "catalog",
+    "clients",
+    "live_shopping",
+    "orders",
+    "subscriptions",
+    "system",
+    "vip_portal",
+]

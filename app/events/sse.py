@@ -28,7 +28,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -45,24 +45,20 @@ from litestar.types import (
     Send,
 )
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import LiveSession
-from app.domain.actors import STAFF_ROLES, Actor, Role
-from app.domain.announce import client_snapshot, staff_snapshot
+from app.domain.actors import Actor
 from app.domain.errors import Forbidden
-from app.domain.sessions import session_for_client, session_for_staff
 from app.domain.status import FINAL_STATUSES
 from app.events.frames import (
     HEARTBEAT,
     SHUTTING_DOWN,
-    Audience,
     LiveEvent,
     retry_hint,
     snapshot_frame,
 )
 from app.events.hub import Listener, Signal
-from app.events.streams import client_stream_key, staff_stream_key
+from app.events.streams import StreamSpec, client_stream, staff_stream
 from app.rpc import jsonrpc
 from app.rpc.errors import ErrorCode, RpcError, error_from_exception
 from app.runtime import Services
@@ -94,23 +90,6 @@ STREAM_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-accel-buffering", b"no"),
 )
 
-Loader = Callable[[AsyncSession, Actor], Awaitable[LiveSession]]
-
-
-@dataclass(frozen=True, slots=True)
-class StreamSpec:
-    """What differs between the two streams."""
-
-    audience: Audience
-    key: str
-    roles: frozenset[Role]
-    load: Loader
-
-    async def snapshot(self, db: AsyncSession, live: LiveSession) -> object:
-        if self.audience is Audience.STAFF:
-            return await staff_snapshot(db, live)
-        return await client_snapshot(db, live)
-
 
 @asgi("/api/sse", is_mount=True, copy_scope=False)
 async def streams(scope: Scope, receive: Receive, send: Send) -> None:
@@ -122,25 +101,11 @@ async def streams(scope: Scope, receive: Receive, send: Send) -> None:
     parts = scope["path"].strip("/").split("/")
     match parts:
         case ["live-shopping", session_id] if _is_number(session_id):
-            await _serve(scope, receive, send, _staff_spec(int(session_id)))
+            await _serve(scope, receive, send, staff_stream(int(session_id)))
         case ["vip", "live-shopping", room_code] if room_code:
-            await _serve(scope, receive, send, _client_spec(room_code))
+            await _serve(scope, receive, send, client_stream(room_code))
         case _:
             await _refuse(send, RpcError(ErrorCode.NOT_FOUND, "No stream at this path"))
-
-
-def _staff_spec(session_id: int) -> StreamSpec:
-    async def load(db: AsyncSession, actor: Actor) -> LiveSession:
-        return await session_for_staff(db, actor, session_id)
-
-    return StreamSpec(Audience.STAFF, staff_stream_key(session_id), STAFF_ROLES, load)
-
-
-def _client_spec(room_code: str) -> StreamSpec:
-    async def load(db: AsyncSession, actor: Actor) -> LiveSession:
-        return await session_for_client(db, actor, room_code)
-
-    return StreamSpec(Audience.CLIENT, client_stream_key(room_code), frozenset({Role.CLIENT}), load)
 
 
 ROUTES = [streams]

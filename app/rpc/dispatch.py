@@ -62,6 +62,13 @@ class Dispatcher:
     ) -> Outcome:
         try:
             procedure = self.lookup(method)
+            if procedure.kind is Kind.SUBSCRIPTION:
+                raise RpcError(
+                    ErrorCode.METHOD_NOT_FOUND,
+                    f"{method} is a subscription, a stream of events: open it with GET "
+                    f"/trpc/{method} (tRPC's httpSubscriptionLink) or as one of the SSE "
+                    "streams under /api/sse",
+                )
             if require_query and procedure.kind is not Kind.QUERY:
                 raise RpcError(ErrorCode.BAD_REQUEST, f"{method} is a mutation; call it with POST")
             actor = await self._authorize(procedure, caller)

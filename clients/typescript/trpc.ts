@@ -17,6 +17,7 @@ import type {
   TRPCDefaultErrorShape,
   TRPCMutationProcedure,
   TRPCQueryProcedure,
+  TRPCSubscriptionProcedure,
 } from "@trpc/server";
 import type { ProcedureInput, ProcedureName, ProcedureOutput } from "./live-shopping.js";
 
@@ -40,6 +41,16 @@ interface Def<P extends ProcedureName> {
 type Query<P extends ProcedureName> = TRPCQueryProcedure<Def<P>>;
 
 type Mutation<P extends ProcedureName> = TRPCMutationProcedure<Def<P>>;
+
+/** A subscription's event as `httpSubscriptionLink` delivers a tracked one: `id` resumes. */
+export interface TrackedEvent<T> {
+  id: string;
+  data: T;
+}
+
+type Subscription<P extends ProcedureName> = TRPCSubscriptionProcedure<
+  Omit<Def<P>, "output"> & { output: AsyncIterable<TrackedEvent<ProcedureOutput<P>>> }
+>;
 
 interface Root {
   ctx: object;
@@ -79,6 +90,7 @@ export type AppRouter = TRPCBuiltRouter<
       getTimeline: Query<"liveShopping.getTimeline">;
       highlightProduct: Mutation<"liveShopping.highlightProduct">;
       listSessions: Query<"liveShopping.listSessions">;
+      onSessionEvent: Subscription<"liveShopping.onSessionEvent">;
       removeFromCart: Mutation<"liveShopping.removeFromCart">;
       respondToCheckout: Mutation<"liveShopping.respondToCheckout">;
       searchInventory: Query<"liveShopping.searchInventory">;
@@ -105,6 +117,7 @@ export type AppRouter = TRPCBuiltRouter<
       getActiveSession: Query<"vipPortalLiveShopping.getActiveSession">;
       getSessionByRoomCode: Query<"vipPortalLiveShopping.getSessionByRoomCode">;
       getTimeline: Query<"vipPortalLiveShopping.getTimeline">;
+      onRoomEvent: Subscription<"vipPortalLiveShopping.onRoomEvent">;
       removeFromCart: Mutation<"vipPortalLiveShopping.removeFromCart">;
       requestCheckout: Mutation<"vipPortalLiveShopping.requestCheckout">;
       searchInventory: Query<"vipPortalLiveShopping.searchInventory">;
