@@ -2,10 +2,12 @@
 checkers and run against a real server:
 
 - `tsc --strict --noEmit` on tests/typed_clients/program.ts, a `@trpc/client` v11 program typed
-  by the generated `AppRouter` (clients/typescript/trpc.ts) with no glue, whose
+  by the generated `AppRouter` (clients/typescript/trpc.ts) with no glue, including its two
+  subscriptions (events as a discriminated union on `type`, switched over exhaustively), whose
   `@ts-expect-error` lines must each be refused for their own reason;
 - `mypy --strict` on tests/typed_clients/python_program.py, whose `# type: ignore[code]` lines
-  must each be that error, and which catches a real NOT_FOUND with `except NotFound`.
+  must each be that error, which catches a real NOT_FOUND with `except NotFound` and follows a
+  real session's events with an exhaustive `match` over the typed event union.
 
 The TypeScript half needs Node and `npm ci --prefix tests/trpc_client` (typescript and the
 official client are pinned there); it is skipped with the reason when either is missing, and
@@ -145,7 +147,7 @@ def test_each_line_marked_ts_expect_error_is_refused_for_its_own_reason(frontend
         for number, line in enumerate(source, start=1)
         if "// @ts-expect-error" in line
     }
-    assert len(marked) >= 8
+    assert len(marked) >= 14
     unmarked = [line.replace("// @ts-expect-error", "// expected:") for line in source]
     program.write_text("\n".join(unmarked) + "\n")
     try:
@@ -170,6 +172,17 @@ def test_each_line_marked_ts_expect_error_is_refused_for_its_own_reason(frontend
     assert "Property 'mutate' does not exist" in reasons["a query has no .mutate"]
     unknown_status = reasons["a status that does not exist"]
     assert "'\"LIVE\"' is not assignable to type 'SessionStatus'" in unknown_status
+    # Subscriptions: `onData` gets `{id, data}`, and `data.type` narrows to one event type.
+    other_type = reasons["a field of another event type (PRICE_CHANGED's) on a HIGHLIGHTED event"]
+    assert "Property 'unitPrice' does not exist on type '{ batchId: number | null; }'" in other_type
+    unknown_type = reasons["an event type the staff stream does not send"]
+    assert "'\"CART_UPDATED\"' and '\"CART_CHANGED\"' have no overlap" in unknown_type
+    notes = reasons["the client's events never carry the internal notes"]
+    assert "Property 'internalNotes' does not exist" in notes
+    no_query = reasons["a subscription has no .query"]
+    assert "Property 'query' does not exist on type '{ subscribe:" in no_query
+    no_room = reasons["onRoomEvent needs its roomCode"]
+    assert "'sessionId' does not exist in type 'RoomEvents'" in no_room
 
 
 def test_the_generated_client_maker_calls_a_real_server(
@@ -255,3 +268,12 @@ def test_the_python_program_catches_a_real_not_found_with_except_not_found(shop:
     assert outcome["statuses"] == ["PAUSED", "ACTIVE"]
     assert [Decimal(q) for q in outcome["quantities"]] == [Decimal(2), Decimal("0.5")]
     assert outcome["subtotalIsDecimal"] is True
+    # The session's events as the program's typed `match` described them, replayed from the start.
+    batch = shop.batch_id
+    assert outcome["events"] == [
+        "status new -> ACTIVE",
+        f"line {batch} 2.0000, subtotal 25.00",
+        f"line {batch} 0.5000, subtotal 25.00",  # a sample: it bills nothing
+        "status ACTIVE -> PAUSED",
+        "status PAUSED -> ACTIVE",
+    ]

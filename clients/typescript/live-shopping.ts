@@ -778,6 +778,11 @@ export interface RespondToCheckout {
   message?: string | null;
 }
 
+export interface RoomEvents {
+  roomCode: string;
+  lastEventId?: string | number | null;
+}
+
 export interface RoomRef {
   roomCode: string;
 }
@@ -845,6 +850,11 @@ export interface SessionEditValues {
   title?: string | null;
   scheduledAt?: string | null;
   internalNotes?: string | null;
+}
+
+export interface SessionEvents {
+  sessionId: number;
+  lastEventId?: string | number | null;
 }
 
 export interface SessionOnly {
@@ -1235,6 +1245,13 @@ export interface Procedures {
     kind: "query";
     roles: "ADMIN" | "STAFF";
   };
+  /** Every event of a session, in full (a snapshot first, or a replay after lastEventId). */
+  "liveShopping.onSessionEvent": {
+    input: SessionEvents;
+    output: SessionEvent;
+    kind: "subscription";
+    roles: "ADMIN" | "STAFF";
+  };
   /** Remove a line; its hold is released. */
   "liveShopping.removeFromCart": {
     input: RemoveFromCart;
@@ -1361,6 +1378,13 @@ export interface Procedures {
     kind: "query";
     roles: "CLIENT";
   };
+  /** Every event of the room's session as its client sees it (no cost, notes or credit). */
+  "vipPortalLiveShopping.onRoomEvent": {
+    input: RoomEvents;
+    output: RoomEvent;
+    kind: "subscription";
+    roles: "CLIENT";
+  };
   /** Remove a line the client added. */
   "vipPortalLiveShopping.removeFromCart": {
     input: ClientRemoveFromCart;
@@ -1425,6 +1449,7 @@ export const PROCEDURE_KINDS = {
   "liveShopping.getTimeline": "query",
   "liveShopping.highlightProduct": "mutation",
   "liveShopping.listSessions": "query",
+  "liveShopping.onSessionEvent": "subscription",
   "liveShopping.removeFromCart": "mutation",
   "liveShopping.respondToCheckout": "mutation",
   "liveShopping.searchInventory": "query",
@@ -1443,6 +1468,7 @@ export const PROCEDURE_KINDS = {
   "vipPortalLiveShopping.getActiveSession": "query",
   "vipPortalLiveShopping.getSessionByRoomCode": "query",
   "vipPortalLiveShopping.getTimeline": "query",
+  "vipPortalLiveShopping.onRoomEvent": "subscription",
   "vipPortalLiveShopping.removeFromCart": "mutation",
   "vipPortalLiveShopping.requestCheckout": "mutation",
   "vipPortalLiveShopping.searchInventory": "query",

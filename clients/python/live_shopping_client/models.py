@@ -842,6 +842,11 @@ class RespondToCheckout(msgspec.Struct, kw_only=True, rename="camel"):
     message: str | None = None
 
 
+class RoomEvents(msgspec.Struct, kw_only=True, rename="camel"):
+    room_code: str
+    last_event_id: str | int | None = None
+
+
 class RoomRef(msgspec.Struct, kw_only=True, rename="camel"):
     room_code: str
 
@@ -911,6 +916,11 @@ class SessionEditValues(msgspec.Struct, kw_only=True, rename="camel"):
     title: str | msgspec.UnsetType | None = msgspec.UNSET
     scheduled_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
     internal_notes: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class SessionEvents(msgspec.Struct, kw_only=True, rename="camel"):
+    session_id: int
+    last_event_id: str | int | None = None
 
 
 class SessionOnly(msgspec.Struct, kw_only=True):
