@@ -381,7 +381,7 @@ def test_every_generated_file_says_it_is_generated() -> None:
 def test_the_python_client_imports_only_what_its_pyproject_declares() -> None:
     declared = tomllib.loads((CLIENT_ROOT / "pyproject.toml").read_text())["project"]
     requirements = {re.split(r"[<>=!~;\[ ]", r)[0] for r in declared["dependencies"]}
-    assert requirements == {"msgspec", "httpx", "httpx-sse"}
+    assert requirements == {"msgspec", "httpx", "httpx-sse", "stamina"}
     allowed = set(sys.stdlib_module_names) | {r.replace("-", "_") for r in requirements}
     for path in PACKAGE_DIR.glob("*.py"):
         tree = ast.parse(path.read_text())
@@ -554,9 +554,11 @@ def test_generator_handles_unions_generics_enums_literals_and_clashing_names(
     assert "items: tuple[AlphaItem, BetaItem] | None = None" in models
     assert 'odd: int = msgspec.field(default=0, name="ODD_name")' in models
     client = files["clients/python/live_shopping_client/client.py"]
-    assert "def list(self, *, timeout: float | None = None) -> builtins.list[dict[str, Any]]:" in (
-        client
-    )
+    assert (
+        "def list(\n"
+        "        self, *, timeout: float | None = None, retry: RetrySetting | None = None\n"
+        "    ) -> builtins.list[dict[str, Any]]:"
+    ) in client
     # Params take what the wire takes; a type also decoded (Money) keeps what msgspec decodes.
     assert 'amount: Decimal | int | str = Decimal("1.50")' in models
     assert "weights: dict[str, Decimal | int | str] = msgspec.field(default_factory=dict)" in models

@@ -19,6 +19,7 @@ from live_shopping_client import (
     LiveShoppingClient,
     NotFound,
     PreconditionFailed,
+    Retry,
     RpcError,
 )
 from live_shopping_client.models import (
@@ -158,6 +159,8 @@ def refused_by_the_types(client: LiveShoppingClient) -> None:
     client.live_shopping.get_session(session_id=1, colour="red")  # type: ignore[call-arg]
     client.live_shopping.delete_everything(session_id=1)  # type: ignore[attr-defined]
     client.live_shopping.get_session(session_id=1, timeout="soon")  # type: ignore[arg-type]
+    client.live_shopping.get_session(session_id=1, retry=Retry(attempts=2))  # a query: fine
+    client.live_shopping.add_to_cart(session_id=1, batch_id=2, quantity=1, retry=True)  # type: ignore[call-arg]
     total: float = client.orders.get(order_id=1).total  # type: ignore[assignment]
     print(total)
     for event in client.subscribe_session(1):

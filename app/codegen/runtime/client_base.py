@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import httpx
 
+from .retries import RetrySetting
 from .subscriptions import DEFAULT_STREAM_READ_TIMEOUT, AsyncSubscription, EventTypes, Subscription
 from .transport import DEFAULT_TIMEOUT, AsyncTransport, SyncTransport, stream_headers
 
@@ -34,9 +35,10 @@ class SyncClientBase(Generic[S, R]):
         token: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         http_client: httpx.Client | None = None,
+        retry: RetrySetting = False,
     ) -> None:
         self._transport = SyncTransport(
-            base_url, token=token, timeout=timeout, http_client=http_client
+            base_url, token=token, timeout=timeout, http_client=http_client, retry=retry
         )
 
     def close(self) -> None:
@@ -122,9 +124,10 @@ class AsyncClientBase(Generic[S, R]):
         token: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         http_client: httpx.AsyncClient | None = None,
+        retry: RetrySetting = False,
     ) -> None:
         self._transport = AsyncTransport(
-            base_url, token=token, timeout=timeout, http_client=http_client
+            base_url, token=token, timeout=timeout, http_client=http_client, retry=retry
         )
 
     async def aclose(self) -> None:

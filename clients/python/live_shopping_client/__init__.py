@@ -21,9 +21,12 @@ procedure registry; a decimal param takes a `Decimal`, an `int` or a `str`, an e
 enum or its plain value. The service's errors raise a subclass of `RpcError` per error code
 (`NotFound`, `Forbidden`, `PreconditionFailed`, ...); a call that gets no answer raises
 `TransportError`, an answer that is not JSON-RPC `ProtocolError`, and all of them derive from
-`LiveShoppingError`. A subscription yields `Event`s whose `data` is typed, one Struct per event
-type (`SessionEvent` on the staff stream, `RoomEvent` on the client's, in `models`); it resumes
-after a dropped connection from the last one it delivered, and ends when the session is over.
+`LiveShoppingError`. `retry=Retry()` on the client (or on one call) retries queries, never
+mutations, that got no answer or a passing server error, with stamina.
+
+A subscription yields `Event`s whose `data` is typed, one Struct per event type (`SessionEvent`
+on the staff stream, `RoomEvent` on the client's, in `models`); it resumes after a dropped
+connection from the last one it delivered, and ends when the session is over.
 """
 
 from .client import AsyncLiveShoppingClient, LiveShoppingClient
@@ -46,6 +49,7 @@ from .errors import (
     Unauthorized,
     UnprocessableContent,
 )
+from .retries import Retry
 from .subscriptions import AsyncSubscription, Event, Subscription
 
 __all__ = [
@@ -65,6 +69,7 @@ __all__ = [
     "PreconditionFailed",
     "ProtocolError",
     "RequestTimeout",
+    "Retry",
     "RpcError",
     "Subscription",
     "TooManyRequests",

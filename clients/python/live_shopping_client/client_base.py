@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import httpx
 
+from .retries import RetrySetting
 from .subscriptions import DEFAULT_STREAM_READ_TIMEOUT, AsyncSubscription, EventTypes, Subscription
 from .transport import DEFAULT_TIMEOUT, AsyncTransport, SyncTransport, stream_headers
 
@@ -35,9 +36,10 @@ class SyncClientBase(Generic[S, R]):
         token: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         http_client: httpx.Client | None = None,
+        retry: RetrySetting = False,
     ) -> None:
         self._transport = SyncTransport(
-            base_url, token=token, timeout=timeout, http_client=http_client
+            base_url, token=token, timeout=timeout, http_client=http_client, retry=retry
         )
 
     def close(self) -> None:
@@ -123,9 +125,10 @@ class AsyncClientBase(Generic[S, R]):
         token: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         http_client: httpx.AsyncClient | None = None,
+        retry: RetrySetting = False,
     ) -> None:
         self._transport = AsyncTransport(
-            base_url, token=token, timeout=timeout, http_client=http_client
+            base_url, token=token, timeout=timeout, http_client=http_client, retry=retry
         )
 
     async def aclose(self) -> None:
