@@ -609,3 +609,20 @@ def test_a_subscription_is_a_trpc_subscription_and_no_rpc_method() -> None:
     assert 'maybeNode: Subscription<"exoticThings.maybeNode">;' in router
     assert "TRPCSubscriptionProcedure," in router
     assert "maybe_node" not in python_client.client_module(api, "# header\n")
+
+
+def test_an_event_the_client_cannot_type_is_a_protocol_error_naming_it() -> None:
+    from httpx_sse import ServerSentEvent
+    from live_shopping_client import ProtocolError
+    from live_shopping_client.client import _SESSION_EVENTS
+    from live_shopping_client.subscriptions import _Resumption
+
+    follow = _Resumption("http://shop/api/sse/live-shopping/1", {}, None, _SESSION_EVENTS)
+    unknown = ServerSentEvent(event="CART_EXPLODED", data='{"cart": {}}', id="3")
+    not_known = r"event 3 has a type this client does not know \('CART_EXPLODED'\)"
+    with pytest.raises(ProtocolError, match=not_known):
+        follow.take(unknown)
+    wrong = ServerSentEvent(event="CART_UPDATED", data='{"cart": 1}', id="4")
+    with pytest.raises(ProtocolError, match=r"event 4 \(CART_UPDATED\) does not match"):
+        follow.take(wrong)
+    assert follow.last_event_id is None  # neither counts as delivered
