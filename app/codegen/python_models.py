@@ -9,6 +9,8 @@ enum or its plain value (`SessionStatus | SessionStatusValue`).
 
 from __future__ import annotations
 
+import textwrap
+
 import msgspec
 
 from app.codegen.model import Api, EnumSpec, FieldSpec, Mode, ObjectSpec, UnionOf, Unset
@@ -75,7 +77,10 @@ def _union_alias(name: str, union: UnionOf, r: Renderer) -> str:
     """`SessionEvent: TypeAlias = A | B`: a union of tagged Structs, each known by its tag."""
     r.imports.add("typing", "TypeAlias")
     options = "\n".join(f"    | {r.type(option)}" for option in union.options)
-    return f"{name}: TypeAlias = (\n{options.replace('    | ', '    ', 1)}\n)\n"
+    doc = r.api.union_docs.get(name, "")
+    lines = textwrap.wrap(doc, 98, break_on_hyphens=False)
+    comment = "".join(f"# {line}\n" for line in lines)
+    return f"{comment}{name}: TypeAlias = (\n{options.replace('    | ', '    ', 1)}\n)\n"
 
 
 def with_unset(annotation: str) -> str:

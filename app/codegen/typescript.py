@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from typing import Any
 
 from app.codegen.model import (
@@ -77,7 +78,12 @@ class TypeScript:
         members = [self.api.types[o.key] for o in union.options if isinstance(o, Ref)]
         tags = {m.tag_field for m in members if isinstance(m, ObjectSpec)}
         tag = next(iter(tags)) if len(tags) == 1 else None
-        doc = f"/** `switch (value.{tag})` narrows it to one member. */\n" if tag else ""
+        text = "\n".join(
+            textwrap.wrap(self.api.union_docs.get(name, ""), 96, break_on_hyphens=False)
+        )
+        if tag:
+            text += f"\n\n`switch (value.{tag})` narrows it to one member."
+        doc = _jsdoc(text, indent="") + "\n" if text.strip() else ""
         options = "\n".join(f"  | {self.type(option, 'output')}" for option in union.options)
         return f"{doc}export type {name} =\n{options};"
 

@@ -441,5 +441,17 @@ RoomEvent: TypeAlias = (
     | ClientPresenceEvent
 )
 
-# The event unions by the name the generated clients give them.
-EVENT_UNIONS: dict[str, object] = {"SessionEvent": SessionEvent, "RoomEvent": RoomEvent}
+# The event unions by the name the generated clients give them, each with what it is.
+EVENT_UNIONS: dict[str, tuple[object, str]] = {
+    "SessionEvent": (
+        SessionEvent,
+        "The staff stream's events (`liveShopping.onSessionEvent`, "
+        "`/api/sse/live-shopping/{sessionId}`): the whole session after each change, in full.",
+    ),
+    "RoomEvent": (
+        RoomEvent,
+        "The client stream's events (`vipPortalLiveShopping.onRoomEvent`, "
+        "`/api/sse/vip/live-shopping/{roomCode}`): the room as its client sees it, without "
+        "cost, internal notes or credit.",
+    ),
+}

@@ -1055,7 +1055,13 @@ export interface UpdateSessionStatus {
   status: SessionStatus;
 }
 
-/** `switch (value.type)` narrows it to one member. */
+/**
+ * The client stream's events (`vipPortalLiveShopping.onRoomEvent`,
+ * `/api/sse/vip/live-shopping/{roomCode}`): the room as its client sees it, without cost, internal
+ * notes or credit.
+ *
+ * `switch (value.type)` narrows it to one member.
+ */
 export type RoomEvent =
   | ClientSessionSnapshotEvent
   | ClientSessionStatusEvent
@@ -1072,7 +1078,12 @@ export type RoomEvent =
   | ClientHoldsExpiringEvent
   | ClientPresenceEvent;
 
-/** `switch (value.type)` narrows it to one member. */
+/**
+ * The staff stream's events (`liveShopping.onSessionEvent`, `/api/sse/live-shopping/{sessionId}`):
+ * the whole session after each change, in full.
+ *
+ * `switch (value.type)` narrows it to one member.
+ */
 export type SessionEvent =
   | SessionSnapshotEvent
   | SessionStatusEvent

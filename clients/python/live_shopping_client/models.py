@@ -1120,6 +1120,9 @@ class UpdateSessionStatus(msgspec.Struct, kw_only=True, rename="camel"):
     status: SessionStatus | SessionStatusValue
 
 
+# The client stream's events (`vipPortalLiveShopping.onRoomEvent`,
+# `/api/sse/vip/live-shopping/{roomCode}`): the room as its client sees it, without cost, internal
+# notes or credit.
 RoomEvent: TypeAlias = (
     ClientSessionSnapshotEvent
     | ClientSessionStatusEvent
@@ -1138,6 +1141,8 @@ RoomEvent: TypeAlias = (
 )
 
 
+# The staff stream's events (`liveShopping.onSessionEvent`, `/api/sse/live-shopping/{sessionId}`):
+# the whole session after each change, in full.
 SessionEvent: TypeAlias = (
     SessionSnapshotEvent
     | SessionStatusEvent
