@@ -157,16 +157,16 @@ export function createLiveShoppingClient(
   token?: string | (() => string | null | undefined),
   options: LiveShoppingClientOptions = {},
 ): LiveShoppingClient {
+  const { streamParams, EventSource } = options;
+  const connectionParams = streamParams && (async () => ({ ...(await streamParams()) }));
   return createTRPCClient<AppRouter>({
     links: [
       splitLink({
         condition: (op) => op.type === "subscription",
         true: httpSubscriptionLink({
           url,
-          ...(options.EventSource ? { EventSource: options.EventSource } : {}),
-          async connectionParams() {
-            return options.streamParams ? { ...(await options.streamParams()) } : null;
-          },
+          ...(EventSource ? { EventSource } : {}),
+          ...(connectionParams ? { connectionParams } : {}),
         }),
         false: httpBatchLink({
           url,
