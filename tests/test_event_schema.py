@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 import pytest
@@ -251,3 +251,9 @@ async def test_a_field_the_schema_does_not_know_is_refused(shop: Shop, db_url: s
     assert changed != data
     with pytest.raises(msgspec.ValidationError, match="x"):
         STAFF.decode(with_type(name, changed))
+
+
+@pytest.mark.parametrize("union", [SessionEvent, RoomEvent], ids=["staff", "client"])
+def test_each_event_type_has_exactly_one_struct_per_audience(union: object) -> None:
+    tags = [struct.__struct_config__.tag for struct in get_args(union)]
+    assert sorted(tags) == sorted(EVERY_TYPE)
