@@ -299,9 +299,10 @@ def init_module(header: str) -> str:
     listed = "".join(f"    {name!r},\n" for name in exported).replace("'", '"')
     return f'''{header}"""Typed Python client of the Live Shopping JSON-RPC API (sync and asyncio).
 
-    from {PACKAGE} import LiveShoppingClient, NotFound
+    from {PACKAGE} import LiveShoppingClient, NotFound, Retry
+    from {PACKAGE}.models import CartUpdatedEvent
 
-    with LiveShoppingClient("http://127.0.0.1:8000", token=token) as client:
+    with LiveShoppingClient("http://127.0.0.1:8000", token=token, retry=Retry()) as client:
         created = client.catalog.create_product(name="Tea", sku="T1", list_price="9.50")
         try:
             session = client.live_shopping.get_session(session_id=7, timeout=2.0)
