@@ -1,5 +1,9 @@
 """The two subscriptions (DESIGN.md 2.2): a live session's events for staff and for its client,
-served by app/events as the SSE routes of DESIGN.md 5 serve them, in tRPC's SSE framing."""
+served by app/events as the SSE routes of DESIGN.md 5 serve them, in tRPC's SSE framing.
+
+Each event's data is typed per event type (app/events/schema.py): `SessionEvent` for staff,
+`RoomEvent` for the client, each a union of Structs told apart by their `type`.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,7 @@ from typing import Annotated
 import msgspec
 
 from app.domain.actors import STAFF_ROLES, Role
-from app.domain.announce import ClientEvent, StaffEvent
-from app.domain.outbox import EventType
+from app.events.schema import RoomEvent, SessionEvent
 from app.events.streams import client_stream, staff_stream
 from app.rpc.registry import Feature, Input, Namespace, Subscribe
 from app.rpc.types import Id
@@ -25,22 +28,6 @@ LastEventId = str | int | None
 
 def _given(last_event_id: str | int | None) -> str | None:
     return None if last_event_id is None else str(last_event_id)
-
-
-class SessionEvent(StaffEvent, kw_only=True):
-    """One event of the staff stream: its type, and the session's full state after it."""
-
-    type: EventType
-    # Only on a SESSION_SNAPSHOT sent instead of a replay the outbox could not give: replace
-    # what you hold (DESIGN.md 5).
-    reset: bool = False
-
-
-class RoomEvent(ClientEvent, kw_only=True):
-    """One event of the client stream: its type, and the room as its client sees it after it."""
-
-    type: EventType
-    reset: bool = False
 
 
 class SessionEvents(Input):

@@ -21,8 +21,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
+import httpx
+import httpx_sse
+import msgspec
 import pytest
 
 from app.auth import TokenService
@@ -45,7 +48,16 @@ from live_shopping_client import (
     TransportError,
     Unauthorized,
 )
+from live_shopping_client import client as generated
+from live_shopping_client.models import (
+    CartUpdatedEvent,
+    ClientCartUpdatedEvent,
+    HighlightedEvent,
+    SessionConvertedEvent,
+    SessionSnapshotEvent,
+)
 
+E = TypeVar("E")
 HEARTBEAT_MS = 500
 READ_S = 5.0  # the longest any single expectation may wait (a reconnect waits `retry:` 2 s)
 SECRET_NOTES = "Pays late; never below cost"
@@ -150,9 +162,9 @@ def deadline(seconds: float = READ_S) -> Iterator[None]:
 WATCHING = frozenset({"PRESENCE"})
 
 
-def take(events: Subscription, count: int) -> list[Event]:
+def take(events: Subscription[E], count: int) -> list[Event[E]]:
     """The next `count` events that are not PRESENCE."""
-    taken: list[Event] = []
+    taken: list[Event[E]] = []
     with deadline():
         while len(taken) < count:
             event = next(events)
@@ -161,9 +173,9 @@ def take(events: Subscription, count: int) -> list[Event]:
     return taken
 
 
-async def atake(events: AsyncSubscription, count: int) -> list[Event]:
+async def atake(events: AsyncSubscription[E], count: int) -> list[Event[E]]:
     """The next `count` events that are not PRESENCE."""
-    taken: list[Event] = []
+    taken: list[Event[E]] = []
     async with asyncio.timeout(READ_S):
         while len(taken) < count:
             event = await anext(events)
@@ -172,7 +184,7 @@ async def atake(events: AsyncSubscription, count: int) -> list[Event]:
     return taken
 
 
-async def adrain(events: AsyncSubscription) -> list[Event]:
+async def adrain(events: AsyncSubscription[E]) -> list[Event[E]]:
     """Every event but PRESENCE until the subscription ends by itself."""
     async with asyncio.timeout(READ_S):
         return [event async for event in events if event.type not in WATCHING]
@@ -261,13 +273,26 @@ def test_staff_see_every_change_as_a_typed_event_in_order(room: Room) -> None:
 
     assert isinstance(snapshot, Event)
     assert snapshot.type == "SESSION_SNAPSHOT"
-    assert snapshot.data["session"]["id"] == room.session_id
-    assert snapshot.data["session"]["internalNotes"] == SECRET_NOTES
+    assert isinstance(snapshot.data, SessionSnapshotEvent)
+    assert snapshot.data.session.id == room.session_id
+    assert snapshot.data.session.internal_notes == SECRET_NOTES
     assert [e.type for e in changes] == ["CART_UPDATED", "HIGHLIGHTED", "CART_UPDATED"]
+    assert [type(e.data) for e in changes] == [CartUpdatedEvent, HighlightedEvent, CartUpdatedEvent]
     assert increasing([snapshot.id, *[e.id for e in changes]])
-    assert changes[1].data["session"]["highlight"]["batchId"] == room.coat
-    [item] = changes[2].data["cart"]["items"]
-    assert (item["quantity"], item["unitCogs"]) == ("3.5000", "41.00")
+    highlighted = changes[1].data
+    assert isinstance(highlighted, HighlightedEvent)
+    assert highlighted.session.highlight is not None
+    assert highlighted.session.highlight.batch_id == room.coat
+    assert highlighted.change.after.batch_id == room.coat
+    recounted = changes[2].data
+    assert isinstance(recounted, CartUpdatedEvent)
+    [item] = recounted.cart.items
+    assert (item.quantity, item.unit_cogs) == (Decimal("3.5000"), Decimal("41.00"))
+    assert recounted.change.before is not None and recounted.change.after is not None
+    assert (recounted.change.before.quantity, recounted.change.after.quantity) == (
+        Decimal(2),
+        Decimal("3.5"),
+    )
     assert events.last_event_id == changes[-1].id
 
 
@@ -290,13 +315,17 @@ async def test_a_client_follows_its_room_in_the_client_projection(room: Room) ->
         seen_by_client = await atake(client_events, 2)
 
     assert [(e.id, e.type) for e in seen_by_client] == [(e.id, e.type) for e in seen_by_staff]
-    assert {"internalNotes", "unitCogs"} <= staff_only_keys(seen_by_staff[-1].data)
+    assert {"internalNotes", "unitCogs"} <= staff_only_keys(
+        msgspec.to_builtins(seen_by_staff[-1].data)
+    )
+    # The client's events are the client's own Structs, which have no cost or notes to carry.
+    assert {type(e.data) for e in seen_by_client} == {ClientCartUpdatedEvent}
     for event in seen_by_client:
-        assert not staff_only_keys(event.data), event
-    assert [i["batchId"] for i in seen_by_client[-1].data["cart"]["items"]] == [
-        room.scarf,
-        room.coat,
-    ]
+        assert not staff_only_keys(msgspec.to_builtins(event.data)), event
+    last = seen_by_client[-1].data
+    assert isinstance(last, ClientCartUpdatedEvent)
+    assert [i.batch_id for i in last.cart.items] == [room.scarf, room.coat]
+    assert last.change.subject.added_by_role == "CLIENT"
 
 
 async def test_resuming_from_an_event_id_replays_exactly_the_missed_events(room: Room) -> None:
@@ -382,9 +411,39 @@ async def test_the_subscription_ends_by_itself_once_the_session_is_converted(
     assert to_staff[0].type == "CART_UPDATED"
     assert to_staff[-1].ends_session
     assert "SESSION_CONVERTED" in [e.type for e in to_staff]
-    assert to_staff[-1].data["session"]["status"] == "CONVERTED"
-    assert to_staff[-1].data["orderId"] == ended.order_id
+    final = to_staff[-1].data
+    assert final.session.status == "CONVERTED"
+    assert final.order_id == ended.order_id
+    [converted] = [e.data for e in to_staff if isinstance(e.data, SessionConvertedEvent)]
+    assert converted.change.subject.order_id == ended.order_id
     assert [(e.id, e.type) for e in to_client] == [(e.id, e.type) for e in to_staff]
+
+
+def test_an_event_is_the_same_typed_object_from_sse_framing_and_from_trpc_framing(
+    room: Room,
+) -> None:
+    # On /api/sse the type is the `event:` field; on the tRPC wire it is `type` in the data.
+    with room.staff() as staff, staff.subscribe_session(room.session_id) as events:
+        [snapshot] = take(events, 1)
+        staff.live_shopping.add_to_cart(
+            session_id=room.session_id, batch_id=room.scarf, quantity=Decimal(2)
+        )
+        [added] = take(events, 1)
+    headers = {"authorization": f"Bearer {room.tokens.staff}", "last-event-id": str(snapshot.id)}
+    url = f"{room.base_url}/api/sse/live-shopping/{room.session_id}"
+    with (
+        httpx.Client(timeout=READ_S) as http,
+        httpx_sse.connect_sse(http, "GET", url, headers=headers) as sse,
+    ):
+        raw = next(e for e in sse.iter_sse() if e.id == str(added.id))
+    assert raw.event == "CART_UPDATED" and '"type"' not in raw.data[:10]
+    as_sse = generated._SESSION_EVENTS.decode(raw.event, raw.data)
+    as_trpc = generated._SESSION_EVENTS.decode(raw.event, '{"type":"CART_UPDATED",' + raw.data[1:])
+    assert as_sse == as_trpc == added.data
+    assert isinstance(as_trpc, CartUpdatedEvent)
+    mislabelled = '{"type":"PRICE_CHANGED",' + raw.data[1:]
+    with pytest.raises(msgspec.ValidationError):
+        generated._SESSION_EVENTS.decode(raw.event, mislabelled)
 
 
 def test_a_converted_session_yields_its_snapshot_and_ends(room: Room) -> None:
@@ -397,7 +456,7 @@ def test_a_converted_session_yields_its_snapshot_and_ends(room: Room) -> None:
             events = list(staff.subscribe_session(room.session_id))
             resumed = list(staff.subscribe_session(room.session_id, last_event_id=events[-1].id))
     assert [e.type for e in events] == ["SESSION_SNAPSHOT"]
-    assert events[0].data["session"]["status"] == "CONVERTED"
+    assert events[0].data.session.status == "CONVERTED"
     assert resumed == []  # the server answers 204: everything was delivered
 
 

@@ -31,6 +31,7 @@ from app.codegen.model import CodegenError, build_api
 from app.codegen.runtime import errors as runtime_errors
 from app.codegen.trpc_router import trpc_router_module
 from app.config import Settings
+from app.events.schema import EVENT_UNIONS
 from app.rpc.context import CallContext
 from app.rpc.registry import Input, Namespace, NoInput, Output, Registry
 from tests.conftest import BASE_ENV, Tokens, make_settings
@@ -380,7 +381,7 @@ def test_every_generated_file_says_it_is_generated() -> None:
 def test_the_python_client_imports_only_what_its_pyproject_declares() -> None:
     declared = tomllib.loads((CLIENT_ROOT / "pyproject.toml").read_text())["project"]
     requirements = {re.split(r"[<>=!~;\[ ]", r)[0] for r in declared["dependencies"]}
-    assert requirements == {"msgspec", "httpx", "httpx-sse"}
+    assert requirements == {"msgspec", "httpx", "httpx-sse", "stamina"}
     allowed = set(sys.stdlib_module_names) | {r.replace("-", "_") for r in requirements}
     for path in PACKAGE_DIR.glob("*.py"):
         tree = ast.parse(path.read_text())
@@ -553,9 +554,11 @@ def test_generator_handles_unions_generics_enums_literals_and_clashing_names(
     assert "items: tuple[AlphaItem, BetaItem] | None = None" in models
     assert 'odd: int = msgspec.field(default=0, name="ODD_name")' in models
     client = files["clients/python/live_shopping_client/client.py"]
-    assert "def list(self, *, timeout: float | None = None) -> builtins.list[dict[str, Any]]:" in (
-        client
-    )
+    assert (
+        "def list(\n"
+        "        self, *, timeout: float | None = None, retry: RetrySetting | None = None\n"
+        "    ) -> builtins.list[dict[str, Any]]:"
+    ) in client
     # Params take what the wire takes; a type also decoded (Money) keeps what msgspec decodes.
     assert 'amount: Decimal | int | str = Decimal("1.50")' in models
     assert "weights: dict[str, Decimal | int | str] = msgspec.field(default_factory=dict)" in models
@@ -597,7 +600,7 @@ def test_the_runtime_must_have_an_error_class_for_every_code_the_server_sends(
 
 def test_a_subscription_is_a_trpc_subscription_and_no_rpc_method() -> None:
     # The registry gains the `subscription` kind (DESIGN.md 2.2); /rpc refuses it, /trpc streams.
-    api = build_api(_exotic_registry())
+    api = build_api(_exotic_registry(), EVENT_UNIONS)
     api.procedures = [
         dataclasses.replace(p, kind="subscription") if p.name == "exoticThings.maybeNode" else p
         for p in api.procedures
@@ -606,3 +609,20 @@ def test_a_subscription_is_a_trpc_subscription_and_no_rpc_method() -> None:
     assert 'maybeNode: Subscription<"exoticThings.maybeNode">;' in router
     assert "TRPCSubscriptionProcedure," in router
     assert "maybe_node" not in python_client.client_module(api, "# header\n")
+
+
+def test_an_event_the_client_cannot_type_is_a_protocol_error_naming_it() -> None:
+    from httpx_sse import ServerSentEvent
+    from live_shopping_client import ProtocolError
+    from live_shopping_client.client import _SESSION_EVENTS
+    from live_shopping_client.subscriptions import _Resumption
+
+    follow = _Resumption("http://shop/api/sse/live-shopping/1", {}, None, _SESSION_EVENTS)
+    unknown = ServerSentEvent(event="CART_EXPLODED", data='{"cart": {}}', id="3")
+    not_known = r"event 3 has a type this client does not know \('CART_EXPLODED'\)"
+    with pytest.raises(ProtocolError, match=not_known):
+        follow.take(unknown)
+    wrong = ServerSentEvent(event="CART_UPDATED", data='{"cart": 1}', id="4")
+    with pytest.raises(ProtocolError, match=r"event 4 \(CART_UPDATED\) does not match"):
+        follow.take(wrong)
+    assert follow.last_event_id is None  # neither counts as delivered

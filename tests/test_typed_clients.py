@@ -2,10 +2,12 @@
 checkers and run against a real server:
 
 - `tsc --strict --noEmit` on tests/typed_clients/program.ts, a `@trpc/client` v11 program typed
-  by the generated `AppRouter` (clients/typescript/trpc.ts) with no glue, whose
+  by the generated `AppRouter` (clients/typescript/trpc.ts) with no glue, including its two
+  subscriptions (events as a discriminated union on `type`, switched over exhaustively), whose
   `@ts-expect-error` lines must each be refused for their own reason;
 - `mypy --strict` on tests/typed_clients/python_program.py, whose `# type: ignore[code]` lines
-  must each be that error, and which catches a real NOT_FOUND with `except NotFound`.
+  must each be that error, which catches a real NOT_FOUND with `except NotFound` and follows a
+  real session's events with an exhaustive `match` over the typed event union.
 
 The TypeScript half needs Node and `npm ci --prefix tests/trpc_client` (typescript and the
 official client are pinned there); it is skipped with the reason when either is missing, and
@@ -145,7 +147,7 @@ def test_each_line_marked_ts_expect_error_is_refused_for_its_own_reason(frontend
         for number, line in enumerate(source, start=1)
         if "// @ts-expect-error" in line
     }
-    assert len(marked) >= 8
+    assert len(marked) >= 14
     unmarked = [line.replace("// @ts-expect-error", "// expected:") for line in source]
     program.write_text("\n".join(unmarked) + "\n")
     try:
@@ -170,26 +172,28 @@ def test_each_line_marked_ts_expect_error_is_refused_for_its_own_reason(frontend
     assert "Property 'mutate' does not exist" in reasons["a query has no .mutate"]
     unknown_status = reasons["a status that does not exist"]
     assert "'\"LIVE\"' is not assignable to type 'SessionStatus'" in unknown_status
+    # Subscriptions: `onData` gets `{id, data}`, and `data.type` narrows to one event type.
+    other_type = reasons["a field of another event type (PRICE_CHANGED's) on a HIGHLIGHTED event"]
+    assert "Property 'unitPrice' does not exist on type '{ batchId: number | null; }'" in other_type
+    unknown_type = reasons["an event type the staff stream does not send"]
+    assert "'\"CART_UPDATED\"' and '\"CART_CHANGED\"' have no overlap" in unknown_type
+    notes = reasons["the client's events never carry the internal notes"]
+    assert "Property 'internalNotes' does not exist" in notes
+    no_query = reasons["a subscription has no .query"]
+    assert "Property 'query' does not exist on type '{ subscribe:" in no_query
+    no_room = reasons["onRoomEvent needs its roomCode"]
+    assert "'sessionId' does not exist in type 'RoomEvents'" in no_room
 
 
-def test_the_generated_client_maker_calls_a_real_server(
-    frontend: Path, shop: Shop, tmp_path: Path
-) -> None:
-    out = tmp_path / "out"
+def run_compiled(frontend: Path, out: Path, program: str, scenario: dict[str, Any]) -> Any:
+    """Compile the programs into `out`, run `program`'s `run(scenario)`, return its outcome."""
     compiled = tsc(frontend, "--outDir", str(out))
     assert compiled.returncode == 0, compiled.stdout + compiled.stderr
-    scenario = {
-        "url": f"{shop.base_url}/trpc",
-        "staffToken": shop.tokens.staff,
-        "clientToken": shop.tokens.client(shop.client_id),
-        "clientId": shop.client_id,
-        "batchId": shop.batch_id,
-    }
     # The compiled program imports @trpc/client from the tree's node_modules.
     (out / "node_modules").symlink_to(NODE_MODULES, target_is_directory=True)
     (out / "package.json").write_text('{"type": "module"}\n')
     done = subprocess.run(
-        ["node", str(PROGRAMS / "run.mjs"), str(out / "tests" / "typed_clients" / "program.js")],
+        ["node", str(PROGRAMS / "run.mjs"), str(out / "tests" / "typed_clients" / program)],
         input=json.dumps(scenario),
         capture_output=True,
         text=True,
@@ -197,13 +201,50 @@ def test_the_generated_client_maker_calls_a_real_server(
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    outcome = json.loads(done.stdout)
+    return json.loads(done.stdout)
+
+
+def test_the_generated_client_maker_calls_a_real_server(
+    frontend: Path, shop: Shop, tmp_path: Path
+) -> None:
+    scenario = {
+        "url": f"{shop.base_url}/trpc",
+        "staffToken": shop.tokens.staff,
+        "clientToken": shop.tokens.client(shop.client_id),
+        "clientId": shop.client_id,
+        "batchId": shop.batch_id,
+    }
+    outcome = run_compiled(frontend, tmp_path / "out", "program.js", scenario)
     assert outcome["health"] == "ok"
     assert outcome["sessionStatus"] == "ACTIVE"
     assert [Decimal(q) for q in outcome["quantities"]] == [Decimal(2), Decimal("0.5")]
     assert Decimal(outcome["subtotal"]) == Decimal("25.00")  # the sample bills 0.00
     assert isinstance(outcome["activeSessionId"], int)
     assert (outcome["notFoundCode"], outcome["notFoundHttpStatus"]) == ("NOT_FOUND", 404)
+
+
+def test_the_generated_client_maker_follows_a_live_session_with_typed_events(
+    frontend: Path, shop: Shop, tmp_path: Path
+) -> None:
+    scenario = {
+        "url": f"{shop.base_url}/trpc",
+        "staffToken": shop.tokens.staff,
+        "clientId": shop.client_id,
+        "batchId": shop.batch_id,
+    }
+    outcome = run_compiled(frontend, tmp_path / "out", "live.js", scenario)
+    # "<id> <type>: <describe()>"; the stream's own arrival (PRESENCE, and the deadline it
+    # keeps) comes on the server's schedule.
+    lines = [line.split(" ", 2) for line in outcome["seen"]]
+    changes = [(t, text) for _, t, text in lines if t not in {"PRESENCE:", "HOLDS_EXTENDED:"}]
+    assert changes == [
+        ("SESSION_SNAPSHOT:", changes[0][1]),
+        ("CART_UPDATED:", changes[1][1]),
+    ]
+    assert changes[0][1].startswith("session ") and changes[1][1].endswith(": 1.5000")
+    ids = [int(event_id) for event_id, _, _ in lines]
+    assert ids == sorted(ids)
+    assert outcome["withoutCredentials"] == "UNAUTHORIZED"
 
 
 # --- Python: the generated client under mypy --strict -----------------------------------------
@@ -255,3 +296,12 @@ def test_the_python_program_catches_a_real_not_found_with_except_not_found(shop:
     assert outcome["statuses"] == ["PAUSED", "ACTIVE"]
     assert [Decimal(q) for q in outcome["quantities"]] == [Decimal(2), Decimal("0.5")]
     assert outcome["subtotalIsDecimal"] is True
+    # The session's events as the program's typed `match` described them, replayed from the start.
+    batch = shop.batch_id
+    assert outcome["events"] == [
+        "status new -> ACTIVE",
+        f"line {batch} 2.0000, subtotal 25.00",
+        f"line {batch} 0.5000, subtotal 25.00",  # a sample: it bills nothing
+        "status ACTIVE -> PAUSED",
+        "status PAUSED -> ACTIVE",
+    ]

@@ -16,6 +16,7 @@ from app.codegen import python_client, python_models
 from app.codegen.model import CodegenError, build_api
 from app.codegen.trpc_router import trpc_router_module
 from app.codegen.typescript import typescript_module
+from app.events.schema import EVENT_UNIONS
 from app.rpc.registry import REGISTRY, Registry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +59,7 @@ def render_clients(registry: Registry | None = None) -> dict[str, str]:
         import procedures  # noqa: F401 - importing it registers every procedure
 
         registry = REGISTRY
-    api = build_api(registry)
+    api = build_api(registry, EVENT_UNIONS)
     hash_header = f"# {MARKER}\n"
     python = {
         f"{PYTHON_PACKAGE}/__init__.py": python_client.init_module(hash_header),

@@ -11,7 +11,7 @@ import inspect
 import keyword
 import re
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -135,6 +135,13 @@ class ProcedureSpec:
 class Api:
     procedures: list[ProcedureSpec]
     types: dict[Any, ObjectSpec | EnumSpec]
+    # Named unions of tagged Structs (the live events), by the name the clients give them.
+    unions: dict[str, UnionOf] = field(default_factory=dict)
+    union_docs: dict[str, str] = field(default_factory=dict)
+
+    def union_name(self, t: TypeExpr) -> str | None:
+        """The name of a named union that `t` is, if it is one."""
+        return next((name for name, union in self.unions.items() if union == t), None)
 
     def name(self, key: Any) -> str:
         return self.types[key].name
@@ -157,9 +164,25 @@ class Api:
         return dict(sorted(grouped.items()))
 
 
-def build_api(procedures: Iterable[Procedure]) -> Api:
-    """Read every procedure's input and output type into an `Api` with unique type names."""
+def build_api(
+    procedures: Iterable[Procedure], unions: Mapping[str, tuple[Any, str]] | None = None
+) -> Api:
+    """Read every procedure's input and output type into an `Api` with unique type names.
+
+    `unions` names unions of tagged Structs (the live events), each with its description, that
+    the clients should also have, and call by that name, whether or not a procedure returns
+    them.
+    """
     reader = _TypeReader()
+    named: dict[str, UnionOf] = {}
+    docs = {name: doc for name, (_, doc) in (unions or {}).items()}
+    for name, (union, _) in (unions or {}).items():
+        read_union = reader.read(mi.type_info(union), "output")
+        if not isinstance(read_union, UnionOf) or not all(
+            isinstance(option, Ref) for option in read_union.options
+        ):
+            raise CodegenError(f"{name}: a named union must be a union of Structs")
+        named[name] = read_union
     read: list[tuple[Procedure, Ref, TypeExpr]] = []
     for p in procedures:
         try:
@@ -183,7 +206,12 @@ def build_api(procedures: Iterable[Procedure]) -> Api:
         )
         for p, input_ref, output in read
     ]
-    return Api(procedures=sorted(specs, key=lambda p: p.name), types=reader.types)
+    return Api(
+        procedures=sorted(specs, key=lambda p: p.name),
+        types=reader.types,
+        unions=named,
+        union_docs=docs,
+    )
 
 
 def _description(t: mi.Type) -> str | None:

@@ -9,9 +9,11 @@ enum or its plain value (`SessionStatus | SessionStatusValue`).
 
 from __future__ import annotations
 
+import textwrap
+
 import msgspec
 
-from app.codegen.model import Api, EnumSpec, FieldSpec, Mode, ObjectSpec, Unset
+from app.codegen.model import Api, EnumSpec, FieldSpec, Mode, ObjectSpec, UnionOf, Unset
 from app.codegen.python_source import Imports, Renderer, docstring, value_alias
 
 
@@ -20,6 +22,7 @@ def models_module(api: Api, header: str) -> str:
     r = Renderer(api, imports)
     body = [_enum_class(e, imports) for e in api.enums]
     body += [_struct_class(o, r) for o in api.objects]
+    body += [_union_alias(name, union, r) for name, union in sorted(api.unions.items())]
     doc = '"""Types of every procedure\'s params and result, mirrored from the server."""'
     return f"{header}{doc}\n\n{imports.render()}\n\n" + "\n\n".join(body)
 
@@ -68,6 +71,16 @@ def _struct_class(spec: ObjectSpec, r: Renderer) -> str:
     if len(lines) == 1:
         lines.append("    pass")
     return "\n".join(lines) + "\n"
+
+
+def _union_alias(name: str, union: UnionOf, r: Renderer) -> str:
+    """`SessionEvent: TypeAlias = A | B`: a union of tagged Structs, each known by its tag."""
+    r.imports.add("typing", "TypeAlias")
+    options = "\n".join(f"    | {r.type(option)}" for option in union.options)
+    doc = r.api.union_docs.get(name, "")
+    lines = textwrap.wrap(doc, 98, break_on_hyphens=False)
+    comment = "".join(f"# {line}\n" for line in lines)
+    return f"{comment}{name}: TypeAlias = (\n{options.replace('    | ', '    ', 1)}\n)\n"
 
 
 def with_unset(annotation: str) -> str:

@@ -110,6 +110,9 @@ class Renderer:
                 key_type, value_type = self.type(key, mode), self.type(value, mode)
                 return f"{self._builtin('dict')}[{key_type}, {value_type}]"
             case UnionOf(options):
+                named = self.api.union_name(t)
+                if named is not None:
+                    return self._model_name(None, named)
                 parts: list[str] = []
                 for option in options:
                     for part in union_parts(self.type(option, mode)):

@@ -76,23 +76,52 @@ _CLIENT_MAKER = """\
 /** A typed client of every procedure, as `createTRPCClient<AppRouter>` makes it. */
 export type LiveShoppingClient = TRPCClient<AppRouter>;
 
+/** A subscription's credentials, sent as tRPC `connectionParams`: a stream ticket. */
+export interface StreamParams {
+  ticket: string;
+}
+
+export interface LiveShoppingClientOptions {
+  /**
+   * The credentials of a subscription (`onSessionEvent`, `onRoomEvent`), asked for each time its
+   * stream opens or reopens: a fresh ticket from `createStreamTicket` for that stream. They
+   * travel in the stream's URL, where the long-lived bearer token must never go, so without
+   * this option a subscription is refused (UNAUTHORIZED).
+   */
+  streamParams?: () => StreamParams | Promise<StreamParams>;
+  /** The `EventSource` class where the runtime has none (Node 20: the `eventsource` package). */
+  EventSource?: typeof EventSource;
+}
+
 /**
- * A client of the service's tRPC endpoint (`url`, such as "https://shop.example/trpc") whose
- * calls made in the same tick go in one request. `token` is the bearer token, or a function
+ * A client of the service's tRPC endpoint (`url`, such as "https://shop.example/trpc"): calls
+ * made in the same tick go in one request, subscriptions follow Server-Sent Events and resume
+ * from the last event after a dropped connection. `token` is the bearer token, or a function
  * returning the current one (read before each request, so a refreshed token is used).
  */
 export function createLiveShoppingClient(
   url: string,
   token?: string | (() => string | null | undefined),
+  options: LiveShoppingClientOptions = {},
 ): LiveShoppingClient {
+  const { streamParams, EventSource } = options;
+  const connectionParams = streamParams && (async () => ({ ...(await streamParams()) }));
   return createTRPCClient<AppRouter>({
     links: [
-      httpBatchLink({
-        url,
-        headers() {
-          const current = typeof token === "function" ? token() : token;
-          return current ? { authorization: `Bearer ${current}` } : {};
-        },
+      splitLink({
+        condition: (op) => op.type === "subscription",
+        true: httpSubscriptionLink({
+          url,
+          ...(EventSource ? { EventSource } : {}),
+          ...(connectionParams ? { connectionParams } : {}),
+        }),
+        false: httpBatchLink({
+          url,
+          headers() {
+            const current = typeof token === "function" ? token() : token;
+            return current ? { authorization: `Bearer ${current}` } : {};
+          },
+        }),
       }),
     ],
   });
@@ -119,7 +148,8 @@ def _imports(kinds: list[str]) -> str:
     server_types += [f"TRPC{_PROCEDURE_TYPES[k]}Procedure" for k in kinds]
     listed = "".join(f"  {name},\n" for name in sorted(server_types))
     return (
-        'import { createTRPCClient, httpBatchLink } from "@trpc/client";\n'
+        "import { createTRPCClient, httpBatchLink, httpSubscriptionLink, splitLink } "
+        'from "@trpc/client";\n'
         'import type { TRPCClient } from "@trpc/client";\n'
         f'import type {{\n{listed}}} from "@trpc/server";\n'
         "import type { ProcedureInput, ProcedureName, ProcedureOutput } from "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from typing import Any
 
 from app.codegen.model import (
@@ -62,6 +63,7 @@ class TypeScript:
         for spec in self.api.objects:
             for mode in self._modes_written(spec):
                 parts.append(self._interface(spec, mode))
+        parts += [self._union(name, union) for name, union in sorted(self.api.unions.items())]
         parts += [self._procedures(), self._helpers(), self._kinds(), self._errors()]
         return "\n\n".join(parts) + "\n"
 
@@ -70,6 +72,20 @@ class TypeScript:
     def _enum(self, spec: EnumSpec) -> str:
         values = " | ".join(json.dumps(v) for _, v in spec.members) or "never"
         return f"export type {spec.name} = {values};"
+
+    def _union(self, name: str, union: UnionOf) -> str:
+        """A discriminated union: its members are told apart by their tag (`type`)."""
+        members = [self.api.types[o.key] for o in union.options if isinstance(o, Ref)]
+        tags = {m.tag_field for m in members if isinstance(m, ObjectSpec)}
+        tag = next(iter(tags)) if len(tags) == 1 else None
+        text = "\n".join(
+            textwrap.wrap(self.api.union_docs.get(name, ""), 96, break_on_hyphens=False)
+        )
+        if tag:
+            text += f"\n\n`switch (value.{tag})` narrows it to one member."
+        doc = _jsdoc(text, indent="") + "\n" if text.strip() else ""
+        options = "\n".join(f"  | {self.type(option, 'output')}" for option in union.options)
+        return f"{doc}export type {name} =\n{options};"
 
     def _modes_written(self, spec: ObjectSpec) -> list[Mode]:
         if spec.key in self.split:
@@ -141,6 +157,9 @@ class TypeScript:
                 record = f"Record<{self._key_type(key, mode)}, {self.type(value, mode)}>"
                 return f"Partial<{record}>" if isinstance(key, LiteralOf | Ref) else record
             case UnionOf(options):
+                named = self.api.union_name(t)
+                if named is not None:
+                    return named
                 rendered: list[str] = []
                 for option in options:
                     for part in _union_parts(self.type(option, mode)):

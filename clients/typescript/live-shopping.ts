@@ -8,8 +8,6 @@ export type AddedByRole = "HOST" | "CLIENT";
 
 export type CreditLevel = "OK" | "WARNING" | "EXCEEDED";
 
-export type EventType = "SESSION_SNAPSHOT" | "SESSION_STATUS" | "CART_UPDATED" | "HIGHLIGHTED" | "PRICE_CHANGED" | "CHECKOUT_REQUESTED" | "SESSION_CONVERTED" | "SALES_SHEET_READY" | "SESSION_TIMEOUT" | "SESSION_UPDATED" | "CHECKOUT_ANSWERED" | "HOLDS_EXTENDED" | "HOLDS_EXPIRING" | "PRESENCE";
-
 export type OrderStatus = "OPEN" | "FULFILLED" | "CANCELLED";
 
 export type PaymentStatus = "UNPAID" | "PAID";
@@ -45,6 +43,16 @@ export interface Cart {
   itemCount: number;
 }
 
+/**
+ * CART_UPDATED: a line added (`before` null when new), re-counted, removed (`after` null),
+ * or marked as a sample or paid.
+ */
+export interface CartChange {
+  subject: CartLineRef;
+  before: CartLineValues | null;
+  after: CartLineValues | null;
+}
+
 export interface CartLine {
   id: number;
   batchId: number;
@@ -61,18 +69,78 @@ export interface CartLine {
   unitCogs: string;
 }
 
-/**
- * What one event changed, as the timeline tells it: the thing changed (`subject`) and its
- * values before and after (quantities, prices, deadlines...). Decimals are strings.
- */
-export interface Change {
-  subject: Record<string, unknown> | null;
-  before: Record<string, unknown> | null;
-  after: Record<string, unknown> | null;
+/** The cart line a change is about. */
+export interface CartLineRef {
+  cartItemId: number;
+  batchId: number;
+  productId: number;
+  isSample: boolean;
+  addedByRole: AddedByRole;
+}
+
+/** A line's quantity, or its sample flag (and the line it merged into, if it did). */
+export interface CartLineValues {
+  quantity?: string;
+  isSample?: boolean;
+  mergedInto?: number;
+}
+
+export interface CartUpdatedEvent {
+  type: "CART_UPDATED";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: CartChange;
+  session: SessionView;
+  cart: Cart;
+  orderId: number | null;
+  shareUrl: string | null;
+}
+
+export interface CheckoutAnswerChange {
+  subject: null;
+  before: null;
+  after: CheckoutAnswerValue;
+}
+
+export interface CheckoutAnswerValue {
+  accepted: boolean;
+  message: string | null;
+}
+
+export interface CheckoutAnsweredEvent {
+  type: "CHECKOUT_ANSWERED";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: CheckoutAnswerChange;
+  session: SessionView;
+  cart: Cart;
+  orderId: number | null;
+  shareUrl: string | null;
+}
+
+export interface CheckoutRequestChange {
+  subject: null;
+  before: null;
+  after: CheckoutRequestValue;
+}
+
+export interface CheckoutRequestValue {
+  requestedAt: string;
 }
 
 export interface CheckoutRequested {
   requestedAt: string;
+}
+
+export interface CheckoutRequestedEvent {
+  type: "CHECKOUT_REQUESTED";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: CheckoutRequestChange;
+  session: SessionView;
+  cart: Cart;
+  orderId: number | null;
+  shareUrl: string | null;
 }
 
 /** The client's latest checkout request and the host's answer (null fields: pending). */
@@ -111,6 +179,42 @@ export interface ClientCartLine {
   addedByRole: AddedByRole;
 }
 
+export interface ClientCartUpdatedEvent {
+  type: "CART_UPDATED";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: CartChange;
+  session: ClientSessionView;
+  cart: ClientCart;
+  orderId: number | null;
+  shareUrl: string | null;
+  staffOnly: boolean;
+}
+
+export interface ClientCheckoutAnsweredEvent {
+  type: "CHECKOUT_ANSWERED";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: CheckoutAnswerChange;
+  session: ClientSessionView;
+  cart: ClientCart;
+  orderId: number | null;
+  shareUrl: string | null;
+  staffOnly: boolean;
+}
+
+export interface ClientCheckoutRequestedEvent {
+  type: "CHECKOUT_REQUESTED";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: CheckoutRequestChange;
+  session: ClientSessionView;
+  cart: ClientCart;
+  orderId: number | null;
+  shareUrl: string | null;
+  staffOnly: boolean;
+}
+
 export interface ClientGetTimeline {
   roomCode: string;
   cursor?: number;
@@ -118,15 +222,164 @@ export interface ClientGetTimeline {
   limit?: number;
 }
 
+export interface ClientHighlightedEvent {
+  type: "HIGHLIGHTED";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: HighlightChange;
+  session: ClientSessionView;
+  cart: ClientCart;
+  orderId: number | null;
+  shareUrl: string | null;
+  staffOnly: boolean;
+}
+
+export interface ClientHoldsExpiringEvent {
+  type: "HOLDS_EXPIRING";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: HoldsExpiringChange;
+  session: ClientSessionView;
+  cart: ClientCart;
+  orderId: number | null;
+  shareUrl: string | null;
+  staffOnly: boolean;
+}
+
+export interface ClientHoldsExtendedEvent {
+  type: "HOLDS_EXTENDED";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: HoldsExtendedChange;
+  session: ClientSessionView;
+  cart: ClientCart;
+  orderId: number | null;
+  shareUrl: string | null;
+  staffOnly: boolean;
+}
+
+export interface ClientPresenceEvent {
+  type: "PRESENCE";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: PresenceChange;
+  session: ClientSessionView;
+  cart: ClientCart;
+  orderId: number | null;
+  shareUrl: string | null;
+  staffOnly: boolean;
+}
+
+export interface ClientPriceChangedEvent {
+  type: "PRICE_CHANGED";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: PriceChange;
+  session: ClientSessionView;
+  cart: ClientCart;
+  orderId: number | null;
+  shareUrl: string | null;
+  staffOnly: boolean;
+}
+
 export interface ClientRemoveFromCart {
   roomCode: string;
   cartItemId: number;
+}
+
+export interface ClientSalesSheetReadyEvent {
+  type: "SALES_SHEET_READY";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: SalesSheetChange;
+  session: ClientSessionView;
+  cart: ClientCart;
+  orderId: number | null;
+  shareUrl: string | null;
+  staffOnly: boolean;
 }
 
 export interface ClientSearchInventory {
   query?: string | null;
   /** Page size, at most 100 */
   limit?: number;
+}
+
+export interface ClientSessionConvertedEvent {
+  type: "SESSION_CONVERTED";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: ConversionChange;
+  session: ClientSessionView;
+  cart: ClientCart;
+  orderId: number | null;
+  shareUrl: string | null;
+  staffOnly: boolean;
+}
+
+export interface ClientSessionEditChange {
+  subject: null;
+  before: ClientSessionEditValues;
+  after: ClientSessionEditValues;
+}
+
+/** The edited fields the client may see (never the internal notes). */
+export interface ClientSessionEditValues {
+  title?: string | null;
+  scheduledAt?: string | null;
+}
+
+/**
+ * The whole room: first on a fresh stream, or instead of a replay the outbox cannot give
+ * (then `reset` is true: replace what you hold).
+ */
+export interface ClientSessionSnapshotEvent {
+  type: "SESSION_SNAPSHOT";
+  occurredAt: null;
+  actor: null;
+  change: null;
+  reset?: boolean;
+  session: ClientSessionView;
+  cart: ClientCart;
+  orderId: number | null;
+  shareUrl: string | null;
+  staffOnly: boolean;
+}
+
+export interface ClientSessionStatusEvent {
+  type: "SESSION_STATUS";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: StatusChange;
+  session: ClientSessionView;
+  cart: ClientCart;
+  orderId: number | null;
+  shareUrl: string | null;
+  staffOnly: boolean;
+}
+
+export interface ClientSessionTimeoutEvent {
+  type: "SESSION_TIMEOUT";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: TimeoutChange;
+  session: ClientSessionView;
+  cart: ClientCart;
+  orderId: number | null;
+  shareUrl: string | null;
+  staffOnly: boolean;
+}
+
+export interface ClientSessionUpdatedEvent {
+  type: "SESSION_UPDATED";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: ClientSessionEditChange | null;
+  session: ClientSessionView;
+  cart: ClientCart;
+  orderId: number | null;
+  shareUrl: string | null;
+  staffOnly: boolean;
 }
 
 export interface ClientSessionView {
@@ -173,6 +426,17 @@ export interface ClientView {
   name: string;
   creditLimit: string | null;
   priceAdjustmentPercent: string;
+}
+
+export interface ConversionChange {
+  subject: OrderRef;
+  before: StatusValue;
+  after: ConvertedValue;
+}
+
+export interface ConvertedValue {
+  status: SessionStatus;
+  total: string;
 }
 
 export interface CreateBatch {
@@ -281,9 +545,84 @@ export interface Highlight {
   listPrice: string;
 }
 
+export interface HighlightChange {
+  subject: HighlightRef | null;
+  before: HighlightValue;
+  after: HighlightValue;
+}
+
 export interface HighlightProduct {
   sessionId: number;
   batchId: number | null;
+}
+
+/** The product shown, or when the highlight is cleared the one taken down. */
+export interface HighlightRef {
+  batchId: number;
+  productId: number;
+}
+
+export interface HighlightValue {
+  batchId: number | null;
+}
+
+export interface HighlightedEvent {
+  type: "HIGHLIGHTED";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: HighlightChange;
+  session: SessionView;
+  cart: Cart;
+  orderId: number | null;
+  shareUrl: string | null;
+}
+
+export interface HoldsDeadline {
+  holdsExpireAt: string;
+}
+
+export interface HoldsExpiringChange {
+  subject: null;
+  before: null;
+  after: HoldsDeadline;
+}
+
+export interface HoldsExpiringEvent {
+  type: "HOLDS_EXPIRING";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: HoldsExpiringChange;
+  session: SessionView;
+  cart: Cart;
+  orderId: number | null;
+  shareUrl: string | null;
+}
+
+export interface HoldsExtendedChange {
+  subject: HoldsReason | null;
+  before: HoldsDeadline;
+  after: HoldsExtension;
+}
+
+export interface HoldsExtendedEvent {
+  type: "HOLDS_EXTENDED";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: HoldsExtendedChange;
+  session: SessionView;
+  cart: Cart;
+  orderId: number | null;
+  shareUrl: string | null;
+}
+
+export interface HoldsExtension {
+  holdsExpireAt: string;
+  minutes?: number;
+}
+
+/** Why the system moved the deadline: someone is watching the session. */
+export interface HoldsReason {
+  reason: "presence";
 }
 
 export interface IdResult {
@@ -350,6 +689,10 @@ export interface OrderLineView {
   lineTotal: string;
 }
 
+export interface OrderRef {
+  orderId: number;
+}
+
 export interface OrderView {
   id: number;
   clientId: number;
@@ -366,6 +709,54 @@ export interface OrderView {
 export interface Presence {
   host: boolean;
   client: boolean;
+}
+
+/** Who of host and client was watching before, and who is now. */
+export interface PresenceChange {
+  subject: null;
+  before: Presence;
+  after: Presence;
+}
+
+export interface PresenceEvent {
+  type: "PRESENCE";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: PresenceChange;
+  session: SessionView;
+  cart: Cart;
+  orderId: number | null;
+  shareUrl: string | null;
+}
+
+export interface PriceAfter {
+  unitPrice: string;
+  overridePrice: string | null;
+}
+
+export interface PriceBefore {
+  unitPrice: string;
+}
+
+export interface PriceChange {
+  subject: ProductRef;
+  before: PriceBefore;
+  after: PriceAfter;
+}
+
+export interface PriceChangedEvent {
+  type: "PRICE_CHANGED";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: PriceChange;
+  session: SessionView;
+  cart: Cart;
+  orderId: number | null;
+  shareUrl: string | null;
+}
+
+export interface ProductRef {
+  productId: number;
 }
 
 export interface ProductView {
@@ -387,20 +778,6 @@ export interface RespondToCheckout {
   message?: string | null;
 }
 
-/** One event of the client stream: its type, and the room as its client sees it after it. */
-export interface RoomEvent {
-  session: ClientSessionView;
-  cart: ClientCart;
-  orderId: number | null;
-  shareUrl: string | null;
-  occurredAt: string | null;
-  actor: EventActor | null;
-  change: Change | null;
-  staffOnly: boolean;
-  type: EventType;
-  reset: boolean;
-}
-
 export interface RoomEvents {
   roomCode: string;
   lastEventId?: string | number | null;
@@ -410,8 +787,33 @@ export interface RoomRef {
   roomCode: string;
 }
 
+export interface SalesSheetChange {
+  subject: SalesSheetRef;
+  before: null;
+  after: SalesSheetValue;
+}
+
 export interface SalesSheetOut {
   salesSheetId: number;
+  shareUrl: string;
+}
+
+export interface SalesSheetReadyEvent {
+  type: "SALES_SHEET_READY";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: SalesSheetChange;
+  session: SessionView;
+  cart: Cart;
+  orderId: number | null;
+  shareUrl: string | null;
+}
+
+export interface SalesSheetRef {
+  salesSheetId: number;
+}
+
+export interface SalesSheetValue {
   shareUrl: string;
 }
 
@@ -421,22 +823,33 @@ export interface SearchInventory {
   limit?: number;
 }
 
+export interface SessionConvertedEvent {
+  type: "SESSION_CONVERTED";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: ConversionChange;
+  session: SessionView;
+  cart: Cart;
+  orderId: number | null;
+  shareUrl: string | null;
+}
+
 export interface SessionCreated {
   sessionId: number;
   roomCode: string;
 }
 
-/** One event of the staff stream: its type, and the session's full state after it. */
-export interface SessionEvent {
-  session: SessionView;
-  cart: Cart;
-  orderId: number | null;
-  shareUrl: string | null;
-  occurredAt: string | null;
-  actor: EventActor | null;
-  change: Change | null;
-  type: EventType;
-  reset: boolean;
+export interface SessionEditChange {
+  subject: null;
+  before: SessionEditValues;
+  after: SessionEditValues;
+}
+
+/** The edited fields of a session, each present only when it changed. */
+export interface SessionEditValues {
+  title?: string | null;
+  scheduledAt?: string | null;
+  internalNotes?: string | null;
 }
 
 export interface SessionEvents {
@@ -450,6 +863,55 @@ export interface SessionOnly {
 
 export interface SessionRef {
   sessionId: number;
+}
+
+/**
+ * The whole state: first on a fresh stream, or instead of a replay the outbox cannot give
+ * (then `reset` is true: replace what you hold).
+ */
+export interface SessionSnapshotEvent {
+  type: "SESSION_SNAPSHOT";
+  occurredAt: null;
+  actor: null;
+  change: null;
+  reset?: boolean;
+  session: SessionView;
+  cart: Cart;
+  orderId: number | null;
+  shareUrl: string | null;
+}
+
+export interface SessionStatusEvent {
+  type: "SESSION_STATUS";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: StatusChange;
+  session: SessionView;
+  cart: Cart;
+  orderId: number | null;
+  shareUrl: string | null;
+}
+
+export interface SessionTimeoutEvent {
+  type: "SESSION_TIMEOUT";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: TimeoutChange;
+  session: SessionView;
+  cart: Cart;
+  orderId: number | null;
+  shareUrl: string | null;
+}
+
+export interface SessionUpdatedEvent {
+  type: "SESSION_UPDATED";
+  occurredAt: string;
+  actor: EventActor | null;
+  change: SessionEditChange;
+  session: SessionView;
+  cart: Cart;
+  orderId: number | null;
+  shareUrl: string | null;
 }
 
 export interface SessionView {
@@ -487,6 +949,17 @@ export interface SetOverridePrice {
   overridePrice: string | number | null;
 }
 
+/** SESSION_STATUS: created (`before` null), or moved from one status to another. */
+export interface StatusChange {
+  subject: null;
+  before: StatusValue | null;
+  after: StatusValue;
+}
+
+export interface StatusValue {
+  status: SessionStatus;
+}
+
 export interface StockOut {
   batchId: number;
   productId: number;
@@ -504,6 +977,11 @@ export interface StreamTicket {
   streamUrl: string;
 }
 
+export interface TimedOutValue {
+  status: SessionStatus;
+  holdsExpireAt: string;
+}
+
 export interface Timeline {
   entries: TimelineEntry[];
   nextCursor: number | null;
@@ -517,6 +995,12 @@ export interface TimelineEntry {
   subject: Record<string, unknown> | null;
   before: Record<string, unknown> | null;
   after: Record<string, unknown> | null;
+}
+
+export interface TimeoutChange {
+  subject: null;
+  before: StatusValue;
+  after: TimedOutValue;
 }
 
 export interface ToggleCartItemSample {
@@ -570,6 +1054,51 @@ export interface UpdateSessionStatus {
   sessionId: number;
   status: SessionStatus;
 }
+
+/**
+ * The client stream's events (`vipPortalLiveShopping.onRoomEvent`,
+ * `/api/sse/vip/live-shopping/{roomCode}`): the room as its client sees it, without cost, internal
+ * notes or credit.
+ *
+ * `switch (value.type)` narrows it to one member.
+ */
+export type RoomEvent =
+  | ClientSessionSnapshotEvent
+  | ClientSessionStatusEvent
+  | ClientCartUpdatedEvent
+  | ClientHighlightedEvent
+  | ClientPriceChangedEvent
+  | ClientCheckoutRequestedEvent
+  | ClientCheckoutAnsweredEvent
+  | ClientSessionConvertedEvent
+  | ClientSalesSheetReadyEvent
+  | ClientSessionTimeoutEvent
+  | ClientSessionUpdatedEvent
+  | ClientHoldsExtendedEvent
+  | ClientHoldsExpiringEvent
+  | ClientPresenceEvent;
+
+/**
+ * The staff stream's events (`liveShopping.onSessionEvent`, `/api/sse/live-shopping/{sessionId}`):
+ * the whole session after each change, in full.
+ *
+ * `switch (value.type)` narrows it to one member.
+ */
+export type SessionEvent =
+  | SessionSnapshotEvent
+  | SessionStatusEvent
+  | CartUpdatedEvent
+  | HighlightedEvent
+  | PriceChangedEvent
+  | CheckoutRequestedEvent
+  | CheckoutAnsweredEvent
+  | SessionConvertedEvent
+  | SalesSheetReadyEvent
+  | SessionTimeoutEvent
+  | SessionUpdatedEvent
+  | HoldsExtendedEvent
+  | HoldsExpiringEvent
+  | PresenceEvent;
 
 /** Every procedure by its wire name: params, result, kind and the roles allowed. */
 export interface Procedures {

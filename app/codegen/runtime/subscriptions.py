@@ -1,5 +1,9 @@
 """Following a live session's Server-Sent Events: typed `Event`s, each delivered once and in
-order, across reconnections that resume from the last event delivered."""
+order, across reconnections that resume from the last event delivered.
+
+Each event's data decodes into the Struct of its type (the SSE `event:` field names it, as the
+`type` tag does inside the data on the tRPC wire), so the same typed objects come out either way.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncGenerator, Generator
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar, get_args
 
 import httpx
 import httpx_sse
@@ -29,28 +33,51 @@ _FINAL_STATUSES = frozenset({"CONVERTED", "CANCELLED"})
 _SNAPSHOT = "SESSION_SNAPSHOT"
 _DEFAULT_RETRY_S = 2.0  # until the server's `retry:` hint says otherwise
 _MAX_RECONNECT_DELAY_S = 30.0
-_event_data = msgspec.json.Decoder(dict[str, Any])
+E = TypeVar("E")
 
 
-class Event(msgspec.Struct, frozen=True):
+class Event(msgspec.Struct, Generic[E], frozen=True):
     """One event of a live session's stream.
 
     `id` is the session's event sequence number (keep the last one to resume from it later),
     `type` the event type (`SESSION_SNAPSHOT`, `CART_UPDATED`, `SESSION_STATUS`, ...) and `data`
-    its JSON payload: the session's whole state after the change (`session`, `cart`, ...), as
-    staff or as the client see it, by stream.
+    the typed event, one Struct per type (`CartUpdatedEvent`, ...; `ClientCartUpdatedEvent`, ...
+    on the client's stream): the session's whole state after the change (`session`, `cart`,
+    ...), as staff or as the client see it, and what changed (`change`). Tell the types apart
+    with `match event.data: case CartUpdatedEvent(cart=cart): ...`.
     """
 
     id: int
     type: str
-    data: dict[str, Any]
+    data: E
 
     @property
     def ends_session(self) -> bool:
         """Whether the session is over with this event (converted or cancelled)."""
-        session = self.data.get("session")
-        status = session.get("status") if isinstance(session, dict) else None
+        status = getattr(getattr(self.data, "session", None), "status", None)
         return self.type == "SESSION_CONVERTED" or status in _FINAL_STATUSES
+
+
+class EventTypes(Generic[E]):
+    """The decoders of one stream's events by event type (each Struct's tag), built once.
+
+    `union` is the stream's union of tagged Structs (`SessionEvent`, `RoomEvent`).
+    """
+
+    def __init__(self, union: Any) -> None:
+        self._decoders: dict[str, msgspec.json.Decoder[Any]] = {}
+        for struct in get_args(union) or (union,):
+            tag = struct.__struct_config__.tag
+            self._decoders[str(tag)] = msgspec.json.Decoder(struct)
+
+    def decode(self, event_type: str, data: str) -> E:
+        """The event of that type; its data may also carry the type as its `type` member.
+
+        KeyError for a type this client does not know, msgspec's errors for data that is not
+        what the type carries.
+        """
+        decoded: E = self._decoders[event_type].decode(data)
+        return decoded
 
 
 class _Answer(enum.Enum):
@@ -62,7 +89,7 @@ class _Answer(enum.Enum):
     REFUSED = "refused"  # anything else: raise what the body says
 
 
-class _Resumption:
+class _Resumption(Generic[E]):
     """Where a subscription stands, which decides how and when its next connection opens: the
     last event delivered (sent as Last-Event-ID), the server's `retry:` hint, and how many
     connections in a row delivered nothing (the backoff grows with them).
@@ -70,12 +97,19 @@ class _Resumption:
     Shared by the blocking and the asyncio subscription, which differ only in how they wait.
     """
 
-    def __init__(self, url: str, headers: dict[str, str], last_event_id: int | None) -> None:
+    def __init__(
+        self,
+        url: str,
+        headers: dict[str, str],
+        last_event_id: int | None,
+        events: EventTypes[E],
+    ) -> None:
         self.url = url
         self.last_event_id = last_event_id
         self.opened = False  # some connection was answered with a stream or a 204
         self._headers = headers
-        self._last_event: Event | None = None
+        self._events = events
+        self._last_event: Event[E] | None = None
         self._retry_s = _DEFAULT_RETRY_S
         self._barren = 0
         self._delivered = False  # by the current connection
@@ -119,7 +153,7 @@ class _Resumption:
         timed_out = isinstance(exc, httpx.TimeoutException)
         return TransportError(f"GET {self.url} failed: {exc!r}", timed_out=timed_out)
 
-    def take(self, sse: httpx_sse.ServerSentEvent) -> Event | None:
+    def take(self, sse: httpx_sse.ServerSentEvent) -> Event[E] | None:
         """The event `sse` carries; None for a retry hint, a heartbeat, or a repeat."""
         if sse.retry is not None:
             self._retry_s = min(max(sse.retry, 0) / 1000, _MAX_RECONNECT_DELAY_S)
@@ -138,7 +172,7 @@ class _Resumption:
         self._delivered = True
         return event
 
-    def _decode(self, sse: httpx_sse.ServerSentEvent) -> Event:
+    def _decode(self, sse: httpx_sse.ServerSentEvent) -> Event[E]:
         def protocol_error(problem: str) -> ProtocolError:
             body = sse.data[:2000].encode()
             return ProtocolError(f"GET {self.url}: {problem}", http_status=200, body=body)
@@ -146,7 +180,17 @@ class _Resumption:
         if not (sse.id.isascii() and sse.id.isdigit()):
             raise protocol_error(f"event {sse.event!r} has no numeric id ({sse.id!r})")
         try:
-            data = _event_data.decode(sse.data)
+            data = self._events.decode(sse.event, sse.data)
+        except KeyError:
+            raise protocol_error(
+                f"event {sse.id} has a type this client does not know ({sse.event!r}); "
+                "is the client out of date?"
+            ) from None
+        except msgspec.ValidationError as exc:
+            raise protocol_error(
+                f"event {sse.id} ({sse.event}) does not match this client's types ({exc}); "
+                "is the client out of date?"
+            ) from None
         except msgspec.DecodeError:
             raise protocol_error(f"event {sse.id} ({sse.event}) is not a JSON object") from None
         return Event(id=int(sse.id), type=sse.event, data=data)
@@ -178,7 +222,7 @@ def _stream_timeout(base: httpx.Timeout, read_timeout: float | None) -> httpx.Ti
     return httpx.Timeout(connect=base.connect, read=read_timeout, write=base.write, pool=base.pool)
 
 
-class Subscription:
+class Subscription(Generic[E]):
     """A live session's events, each delivered once and in order, across reconnections.
 
     Iterate it: it connects on the first `next()`. When the connection drops (a network error,
@@ -202,10 +246,11 @@ class Subscription:
         *,
         last_event_id: int | None,
         read_timeout: float | None,
+        events: EventTypes[E],
     ) -> None:
         self._http = http
         self._timeout = _stream_timeout(http.timeout, read_timeout)
-        self._resumption = _Resumption(url, headers, last_event_id)
+        self._resumption = _Resumption(url, headers, last_event_id, events)
         self._events = self._follow()
 
     @property
@@ -216,7 +261,7 @@ class Subscription:
     def __iter__(self) -> Self:
         return self
 
-    def __next__(self) -> Event:
+    def __next__(self) -> Event[E]:
         return next(self._events)
 
     def close(self) -> None:
@@ -228,7 +273,7 @@ class Subscription:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _follow(self) -> Generator[Event, None, None]:
+    def _follow(self) -> Generator[Event[E], None, None]:
         resumption = self._resumption
         while True:
             headers = resumption.request_headers()
@@ -256,7 +301,7 @@ class Subscription:
             time.sleep(resumption.reconnect_delay(why))
 
 
-class AsyncSubscription:
+class AsyncSubscription(Generic[E]):
     """`Subscription` for asyncio: iterate it with `async for`, close it with `aclose()` (or
     `async with`)."""
 
@@ -268,10 +313,11 @@ class AsyncSubscription:
         *,
         last_event_id: int | None,
         read_timeout: float | None,
+        events: EventTypes[E],
     ) -> None:
         self._http = http
         self._timeout = _stream_timeout(http.timeout, read_timeout)
-        self._resumption = _Resumption(url, headers, last_event_id)
+        self._resumption = _Resumption(url, headers, last_event_id, events)
         self._events = self._follow()
 
     @property
@@ -282,7 +328,7 @@ class AsyncSubscription:
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> Event:
+    async def __anext__(self) -> Event[E]:
         return await anext(self._events)
 
     async def aclose(self) -> None:
@@ -294,7 +340,7 @@ class AsyncSubscription:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _follow(self) -> AsyncGenerator[Event, None]:
+    async def _follow(self) -> AsyncGenerator[Event[E], None]:
         resumption = self._resumption
         while True:
             headers = resumption.request_headers()

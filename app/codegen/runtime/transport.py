@@ -12,6 +12,7 @@ import httpx
 import msgspec
 
 from .errors import ProtocolError, RpcError, TransportError, rpc_error
+from .retries import Retry, RetrySetting, async_caller, is_passing, policy, sync_caller
 
 T = TypeVar("T")
 
@@ -19,13 +20,15 @@ DEFAULT_TIMEOUT = 10.0
 
 
 class Method(Generic[T]):
-    """One procedure: its name on the wire and the decoder of its result, built once."""
+    """One procedure: its name on the wire, the decoder of its result (built once), and whether
+    it is a query (read-only, so it may be retried)."""
 
-    __slots__ = ("decoder", "name")
+    __slots__ = ("decoder", "name", "query")
 
-    def __init__(self, name: str, result_type: Any) -> None:
+    def __init__(self, name: str, result_type: Any, *, query: bool = False) -> None:
         self.name = name
         self.decoder: msgspec.json.Decoder[T] = msgspec.json.Decoder(result_type)
+        self.query = query
 
 
 class _Request(msgspec.Struct):
@@ -112,6 +115,14 @@ def stream_headers(token: str | None) -> dict[str, str]:
     return headers
 
 
+def _retry(method: Method[Any], default: Retry | None, given: RetrySetting | None) -> Retry | None:
+    """How a call is retried: a query as the call says, else as the client does; never a
+    mutation."""
+    if not method.query:
+        return None
+    return default if given is None else policy(given)
+
+
 def _timeout(http: httpx.Client | httpx.AsyncClient, timeout: float | None) -> httpx.Timeout:
     """The client's timeout, or `timeout` seconds for each step (connect, send, each read)."""
     return http.timeout if timeout is None else httpx.Timeout(timeout)
@@ -127,8 +138,10 @@ class SyncTransport:
         token: str | None,
         timeout: float,
         http_client: httpx.Client | None,
+        retry: RetrySetting = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.retry = policy(retry)  # for queries whose call does not say
         self.token = token
         self._url = self.base_url + "/rpc"
         self._headers = _headers(token)
@@ -136,8 +149,22 @@ class SyncTransport:
         self.http = http_client if http_client is not None else httpx.Client(timeout=timeout)
         self._ids = itertools.count(1)
 
-    def call(self, method: Method[T], params: msgspec.Struct, *, timeout: float | None) -> T:
-        """`method`'s result; `timeout` (seconds) replaces the client's for this call."""
+    def call(
+        self,
+        method: Method[T],
+        params: msgspec.Struct,
+        *,
+        timeout: float | None,
+        retry: RetrySetting | None = None,
+    ) -> T:
+        """`method`'s result; `timeout` (seconds) replaces the client's for this call, and so
+        does `retry` (a query's only) for the client's retry setting."""
+        chosen = _retry(method, self.retry, retry)
+        if chosen is None:
+            return self._call(method, params, timeout)
+        return sync_caller(chosen)(is_passing, self._call, method, params, timeout)
+
+    def _call(self, method: Method[T], params: msgspec.Struct, timeout: float | None) -> T:
         request_id = next(self._ids)
         body = _encode(method, params, request_id)
         with wrapped_transport_errors(method.name):
@@ -161,8 +188,10 @@ class AsyncTransport:
         token: str | None,
         timeout: float,
         http_client: httpx.AsyncClient | None,
+        retry: RetrySetting = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.retry = policy(retry)  # for queries whose call does not say
         self.token = token
         self._url = self.base_url + "/rpc"
         self._headers = _headers(token)
@@ -176,8 +205,21 @@ class AsyncTransport:
         params: msgspec.Struct,
         *,
         timeout: float | None,  # noqa: ASYNC109 - per call, as httpx has it
+        retry: RetrySetting | None = None,
     ) -> T:
-        """`method`'s result; `timeout` (seconds) replaces the client's for this call."""
+        """`method`'s result; `timeout` (seconds) replaces the client's for this call, and so
+        does `retry` (a query's only) for the client's retry setting."""
+        chosen = _retry(method, self.retry, retry)
+        if chosen is None:
+            return await self._call(method, params, timeout)
+        return await async_caller(chosen)(is_passing, self._call, method, params, timeout)
+
+    async def _call(
+        self,
+        method: Method[T],
+        params: msgspec.Struct,
+        timeout: float | None,  # noqa: ASYNC109 - per call, as httpx has it
+    ) -> T:
         request_id = next(self._ids)
         body = _encode(method, params, request_id)
         with wrapped_transport_errors(method.name):

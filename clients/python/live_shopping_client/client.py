@@ -54,10 +54,12 @@ from .models import (
     ProductView,
     RemoveFromCart,
     RespondToCheckout,
+    RoomEvent,
     RoomRef,
     SalesSheetOut,
     SearchInventory,
     SessionCreated,
+    SessionEvent,
     SessionOnly,
     SessionRef,
     SessionStatus,
@@ -76,32 +78,36 @@ from .models import (
     UpdateSession,
     UpdateSessionStatus,
 )
+from .retries import RetrySetting
+from .subscriptions import EventTypes
 from .transport import DEFAULT_TIMEOUT, AsyncTransport, Method, SyncTransport
 
 _CATALOG_CREATE_BATCH: Method[IdResult] = Method("catalog.createBatch", IdResult)
 _CATALOG_CREATE_PRODUCT: Method[IdResult] = Method("catalog.createProduct", IdResult)
-_CATALOG_LIST_BATCHES: Method[list[BatchView]] = Method("catalog.listBatches", list[BatchView])
+_CATALOG_LIST_BATCHES: Method[list[BatchView]] = Method(
+    "catalog.listBatches", list[BatchView], query=True
+)
 _CATALOG_LIST_PRODUCTS: Method[list[ProductView]] = Method(
-    "catalog.listProducts", list[ProductView]
+    "catalog.listProducts", list[ProductView], query=True
 )
 _CATALOG_UPDATE_BATCH: Method[BatchView] = Method("catalog.updateBatch", BatchView)
 _CATALOG_UPDATE_PRODUCT: Method[ProductView] = Method("catalog.updateProduct", ProductView)
 _CLIENTS_CREATE: Method[IdResult] = Method("clients.create", IdResult)
-_CLIENTS_GET: Method[ClientView] = Method("clients.get", ClientView)
-_CLIENTS_LIST: Method[list[ClientView]] = Method("clients.list", list[ClientView])
+_CLIENTS_GET: Method[ClientView] = Method("clients.get", ClientView, query=True)
+_CLIENTS_LIST: Method[list[ClientView]] = Method("clients.list", list[ClientView], query=True)
 _CLIENTS_UPDATE: Method[ClientView] = Method("clients.update", ClientView)
 _LIVE_SHOPPING_ADD_TO_CART: Method[Cart] = Method("liveShopping.addToCart", Cart)
 _LIVE_SHOPPING_CANCEL_SESSION: Method[SessionOnly] = Method(
     "liveShopping.cancelSession", SessionOnly
 )
 _LIVE_SHOPPING_CHECK_CREDIT_STATUS: Method[CreditStatusOut] = Method(
-    "liveShopping.checkCreditStatus", CreditStatusOut
+    "liveShopping.checkCreditStatus", CreditStatusOut, query=True
 )
 _LIVE_SHOPPING_CREATE_SESSION: Method[SessionCreated] = Method(
     "liveShopping.createSession", SessionCreated
 )
 _LIVE_SHOPPING_CREATE_STREAM_TICKET: Method[StreamTicket] = Method(
-    "liveShopping.createStreamTicket", StreamTicket
+    "liveShopping.createStreamTicket", StreamTicket, query=True
 )
 _LIVE_SHOPPING_END_SESSION: Method[EndSessionOut] = Method("liveShopping.endSession", EndSessionOut)
 _LIVE_SHOPPING_EXTEND_HOLDS: Method[SessionOnly] = Method("liveShopping.extendHolds", SessionOnly)
@@ -109,19 +115,21 @@ _LIVE_SHOPPING_GENERATE_SALES_SHEET: Method[SalesSheetOut] = Method(
     "liveShopping.generateSalesSheet", SalesSheetOut
 )
 _LIVE_SHOPPING_GET_SESSION: Method[SessionWithCart] = Method(
-    "liveShopping.getSession", SessionWithCart
+    "liveShopping.getSession", SessionWithCart, query=True
 )
-_LIVE_SHOPPING_GET_TIMELINE: Method[Timeline] = Method("liveShopping.getTimeline", Timeline)
+_LIVE_SHOPPING_GET_TIMELINE: Method[Timeline] = Method(
+    "liveShopping.getTimeline", Timeline, query=True
+)
 _LIVE_SHOPPING_HIGHLIGHT_PRODUCT: Method[Cart] = Method("liveShopping.highlightProduct", Cart)
 _LIVE_SHOPPING_LIST_SESSIONS: Method[list[SessionView]] = Method(
-    "liveShopping.listSessions", list[SessionView]
+    "liveShopping.listSessions", list[SessionView], query=True
 )
 _LIVE_SHOPPING_REMOVE_FROM_CART: Method[Cart] = Method("liveShopping.removeFromCart", Cart)
 _LIVE_SHOPPING_RESPOND_TO_CHECKOUT: Method[SessionOnly] = Method(
     "liveShopping.respondToCheckout", SessionOnly
 )
 _LIVE_SHOPPING_SEARCH_INVENTORY: Method[list[StockOut]] = Method(
-    "liveShopping.searchInventory", list[StockOut]
+    "liveShopping.searchInventory", list[StockOut], query=True
 )
 _LIVE_SHOPPING_SET_OVERRIDE_PRICE: Method[Cart] = Method("liveShopping.setOverridePrice", Cart)
 _LIVE_SHOPPING_TOGGLE_CART_ITEM_SAMPLE: Method[Cart] = Method(
@@ -135,24 +143,24 @@ _LIVE_SHOPPING_UPDATE_SESSION_STATUS: Method[SessionOnly] = Method(
     "liveShopping.updateSessionStatus", SessionOnly
 )
 _ORDERS_CREATE: Method[CreatedOrder] = Method("orders.create", CreatedOrder)
-_ORDERS_GET: Method[OrderView] = Method("orders.get", OrderView)
-_ORDERS_LIST: Method[list[OrderView]] = Method("orders.list", list[OrderView])
-_RPC_DISCOVER: Method[dict[str, Any]] = Method("rpc.discover", dict[str, Any])
-_SYSTEM_HEALTH: Method[Health] = Method("system.health", Health)
+_ORDERS_GET: Method[OrderView] = Method("orders.get", OrderView, query=True)
+_ORDERS_LIST: Method[list[OrderView]] = Method("orders.list", list[OrderView], query=True)
+_RPC_DISCOVER: Method[dict[str, Any]] = Method("rpc.discover", dict[str, Any], query=True)
+_SYSTEM_HEALTH: Method[Health] = Method("system.health", Health, query=True)
 _VIP_PORTAL_LIVE_SHOPPING_ADD_TO_CART: Method[ClientCart] = Method(
     "vipPortalLiveShopping.addToCart", ClientCart
 )
 _VIP_PORTAL_LIVE_SHOPPING_CREATE_STREAM_TICKET: Method[StreamTicket] = Method(
-    "vipPortalLiveShopping.createStreamTicket", StreamTicket
+    "vipPortalLiveShopping.createStreamTicket", StreamTicket, query=True
 )
 _VIP_PORTAL_LIVE_SHOPPING_GET_ACTIVE_SESSION: Method[ActiveSession] = Method(
-    "vipPortalLiveShopping.getActiveSession", ActiveSession
+    "vipPortalLiveShopping.getActiveSession", ActiveSession, query=True
 )
 _VIP_PORTAL_LIVE_SHOPPING_GET_SESSION_BY_ROOM_CODE: Method[ClientSessionWithCart] = Method(
-    "vipPortalLiveShopping.getSessionByRoomCode", ClientSessionWithCart
+    "vipPortalLiveShopping.getSessionByRoomCode", ClientSessionWithCart, query=True
 )
 _VIP_PORTAL_LIVE_SHOPPING_GET_TIMELINE: Method[Timeline] = Method(
-    "vipPortalLiveShopping.getTimeline", Timeline
+    "vipPortalLiveShopping.getTimeline", Timeline, query=True
 )
 _VIP_PORTAL_LIVE_SHOPPING_REMOVE_FROM_CART: Method[ClientCart] = Method(
     "vipPortalLiveShopping.removeFromCart", ClientCart
@@ -161,11 +169,13 @@ _VIP_PORTAL_LIVE_SHOPPING_REQUEST_CHECKOUT: Method[CheckoutRequested] = Method(
     "vipPortalLiveShopping.requestCheckout", CheckoutRequested
 )
 _VIP_PORTAL_LIVE_SHOPPING_SEARCH_INVENTORY: Method[list[ClientStock]] = Method(
-    "vipPortalLiveShopping.searchInventory", list[ClientStock]
+    "vipPortalLiveShopping.searchInventory", list[ClientStock], query=True
 )
 _VIP_PORTAL_LIVE_SHOPPING_UPDATE_CART_QUANTITY: Method[ClientCart] = Method(
     "vipPortalLiveShopping.updateCartQuantity", ClientCart
 )
+_SESSION_EVENTS: EventTypes[SessionEvent] = EventTypes(SessionEvent)
+_ROOM_EVENTS: EventTypes[RoomEvent] = EventTypes(RoomEvent)
 
 
 class CatalogProcedures:
@@ -221,15 +231,18 @@ class CatalogProcedures:
         limit: int = 50,
         offset: int = 0,
         timeout: float | None = None,
+        retry: RetrySetting | None = None,
     ) -> list[BatchView]:
         """Batches with cost and reservations (ADMIN only: carries COGS).
 
-        `catalog.listBatches`: a query for ADMIN.
+        `catalog.listBatches`: a query for ADMIN. `retry=` replaces the client's retry setting
+        for this call.
         """
         return self._transport.call(
             _CATALOG_LIST_BATCHES,
             ListBatches(product_id=product_id, limit=limit, offset=offset),
             timeout=timeout,
+            retry=retry,
         )
 
     def list_products(
@@ -239,15 +252,18 @@ class CatalogProcedures:
         limit: int = 50,
         offset: int = 0,
         timeout: float | None = None,
+        retry: RetrySetting | None = None,
     ) -> list[ProductView]:
         """Products by id, optionally filtered by name or SKU.
 
-        `catalog.listProducts`: a query for ADMIN, STAFF.
+        `catalog.listProducts`: a query for ADMIN, STAFF. `retry=` replaces the client's retry
+        setting for this call.
         """
         return self._transport.call(
             _CATALOG_LIST_PRODUCTS,
             ListProducts(query=query, limit=limit, offset=offset),
             timeout=timeout,
+            retry=retry,
         )
 
     def update_batch(
@@ -318,22 +334,33 @@ class ClientsProcedures:
             timeout=timeout,
         )
 
-    def get(self, *, client_id: int, timeout: float | None = None) -> ClientView:
+    def get(
+        self, *, client_id: int, timeout: float | None = None, retry: RetrySetting | None = None
+    ) -> ClientView:
         """One client.
 
-        `clients.get`: a query for ADMIN, STAFF.
+        `clients.get`: a query for ADMIN, STAFF. `retry=` replaces the client's retry setting for
+        this call.
         """
-        return self._transport.call(_CLIENTS_GET, GetClient(client_id=client_id), timeout=timeout)
+        return self._transport.call(
+            _CLIENTS_GET, GetClient(client_id=client_id), timeout=timeout, retry=retry
+        )
 
     def list(
-        self, *, limit: int = 50, offset: int = 0, timeout: float | None = None
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        timeout: float | None = None,
+        retry: RetrySetting | None = None,
     ) -> builtins.list[ClientView]:
         """Clients by id.
 
-        `clients.list`: a query for ADMIN, STAFF.
+        `clients.list`: a query for ADMIN, STAFF. `retry=` replaces the client's retry setting
+        for this call.
         """
         return self._transport.call(
-            _CLIENTS_LIST, ListClients(limit=limit, offset=offset), timeout=timeout
+            _CLIENTS_LIST, ListClients(limit=limit, offset=offset), timeout=timeout, retry=retry
         )
 
     def update(
@@ -402,14 +429,18 @@ class LiveShoppingProcedures:
         )
 
     def check_credit_status(
-        self, *, session_id: int, timeout: float | None = None
+        self, *, session_id: int, timeout: float | None = None, retry: RetrySetting | None = None
     ) -> CreditStatusOut:
         """Client credit: limit, exposure (open unpaid orders + this cart), level.
 
-        `liveShopping.checkCreditStatus`: a query for ADMIN, STAFF.
+        `liveShopping.checkCreditStatus`: a query for ADMIN, STAFF. `retry=` replaces the
+        client's retry setting for this call.
         """
         return self._transport.call(
-            _LIVE_SHOPPING_CHECK_CREDIT_STATUS, SessionRef(session_id=session_id), timeout=timeout
+            _LIVE_SHOPPING_CHECK_CREDIT_STATUS,
+            SessionRef(session_id=session_id),
+            timeout=timeout,
+            retry=retry,
         )
 
     def create_session(
@@ -437,14 +468,18 @@ class LiveShoppingProcedures:
         )
 
     def create_stream_ticket(
-        self, *, session_id: int, timeout: float | None = None
+        self, *, session_id: int, timeout: float | None = None, retry: RetrySetting | None = None
     ) -> StreamTicket:
         """A 60-second ticket that opens this session's staff stream (`?ticket=`), for EventSource.
 
-        `liveShopping.createStreamTicket`: a query for ADMIN, STAFF.
+        `liveShopping.createStreamTicket`: a query for ADMIN, STAFF. `retry=` replaces the
+        client's retry setting for this call.
         """
         return self._transport.call(
-            _LIVE_SHOPPING_CREATE_STREAM_TICKET, SessionRef(session_id=session_id), timeout=timeout
+            _LIVE_SHOPPING_CREATE_STREAM_TICKET,
+            SessionRef(session_id=session_id),
+            timeout=timeout,
+            retry=retry,
         )
 
     def end_session(
@@ -497,26 +532,40 @@ class LiveShoppingProcedures:
             _LIVE_SHOPPING_GENERATE_SALES_SHEET, SessionRef(session_id=session_id), timeout=timeout
         )
 
-    def get_session(self, *, session_id: int, timeout: float | None = None) -> SessionWithCart:
+    def get_session(
+        self, *, session_id: int, timeout: float | None = None, retry: RetrySetting | None = None
+    ) -> SessionWithCart:
         """A session with its cart and totals.
 
-        `liveShopping.getSession`: a query for ADMIN, STAFF.
+        `liveShopping.getSession`: a query for ADMIN, STAFF. `retry=` replaces the client's retry
+        setting for this call.
         """
         return self._transport.call(
-            _LIVE_SHOPPING_GET_SESSION, SessionRef(session_id=session_id), timeout=timeout
+            _LIVE_SHOPPING_GET_SESSION,
+            SessionRef(session_id=session_id),
+            timeout=timeout,
+            retry=retry,
         )
 
     def get_timeline(
-        self, *, session_id: int, cursor: int = 0, limit: int = 50, timeout: float | None = None
+        self,
+        *,
+        session_id: int,
+        cursor: int = 0,
+        limit: int = 50,
+        timeout: float | None = None,
+        retry: RetrySetting | None = None,
     ) -> Timeline:
         """Who did what when, oldest first, with before and after for quantities and prices.
 
-        `liveShopping.getTimeline`: a query for ADMIN, STAFF.
+        `liveShopping.getTimeline`: a query for ADMIN, STAFF. `retry=` replaces the client's
+        retry setting for this call.
         """
         return self._transport.call(
             _LIVE_SHOPPING_GET_TIMELINE,
             GetTimeline(session_id=session_id, cursor=cursor, limit=limit),
             timeout=timeout,
+            retry=retry,
         )
 
     def highlight_product(
@@ -543,10 +592,12 @@ class LiveShoppingProcedures:
         limit: int = 50,
         offset: int = 0,
         timeout: float | None = None,
+        retry: RetrySetting | None = None,
     ) -> list[SessionView]:
         """Sessions, newest first, filtered by status, client, host and creation time.
 
-        `liveShopping.listSessions`: a query for ADMIN, STAFF.
+        `liveShopping.listSessions`: a query for ADMIN, STAFF. `retry=` replaces the client's
+        retry setting for this call.
         """
         return self._transport.call(
             _LIVE_SHOPPING_LIST_SESSIONS,
@@ -560,6 +611,7 @@ class LiveShoppingProcedures:
                 offset=offset,
             ),
             timeout=timeout,
+            retry=retry,
         )
 
     def remove_from_cart(
@@ -594,16 +646,23 @@ class LiveShoppingProcedures:
         )
 
     def search_inventory(
-        self, *, query: str | None = None, limit: int = 50, timeout: float | None = None
+        self,
+        *,
+        query: str | None = None,
+        limit: int = 50,
+        timeout: float | None = None,
+        retry: RetrySetting | None = None,
     ) -> list[StockOut]:
         """Batches matching a product name, SKU or batch code, with net availability and cost.
 
-        `liveShopping.searchInventory`: a query for ADMIN, STAFF.
+        `liveShopping.searchInventory`: a query for ADMIN, STAFF. `retry=` replaces the client's
+        retry setting for this call.
         """
         return self._transport.call(
             _LIVE_SHOPPING_SEARCH_INVENTORY,
             SearchInventory(query=query, limit=limit),
             timeout=timeout,
+            retry=retry,
         )
 
     def set_override_price(
@@ -727,12 +786,17 @@ class OrdersProcedures:
             timeout=timeout,
         )
 
-    def get(self, *, order_id: int, timeout: float | None = None) -> OrderView:
+    def get(
+        self, *, order_id: int, timeout: float | None = None, retry: RetrySetting | None = None
+    ) -> OrderView:
         """One order with its lines.
 
-        `orders.get`: a query for ADMIN, STAFF.
+        `orders.get`: a query for ADMIN, STAFF. `retry=` replaces the client's retry setting for
+        this call.
         """
-        return self._transport.call(_ORDERS_GET, GetOrder(order_id=order_id), timeout=timeout)
+        return self._transport.call(
+            _ORDERS_GET, GetOrder(order_id=order_id), timeout=timeout, retry=retry
+        )
 
     def list(
         self,
@@ -741,15 +805,18 @@ class OrdersProcedures:
         limit: int = 50,
         offset: int = 0,
         timeout: float | None = None,
+        retry: RetrySetting | None = None,
     ) -> builtins.list[OrderView]:
         """Orders, newest first, optionally for one client.
 
-        `orders.list`: a query for ADMIN, STAFF.
+        `orders.list`: a query for ADMIN, STAFF. `retry=` replaces the client's retry setting for
+        this call.
         """
         return self._transport.call(
             _ORDERS_LIST,
             ListOrders(client_id=client_id, limit=limit, offset=offset),
             timeout=timeout,
+            retry=retry,
         )
 
 
@@ -759,12 +826,15 @@ class RpcProcedures:
     def __init__(self, transport: SyncTransport) -> None:
         self._transport = transport
 
-    def discover(self, *, timeout: float | None = None) -> dict[str, Any]:
+    def discover(
+        self, *, timeout: float | None = None, retry: RetrySetting | None = None
+    ) -> dict[str, Any]:
         """The OpenRPC 1.3 document of every procedure this server exposes.
 
-        `rpc.discover`: a query open to everyone.
+        `rpc.discover`: a query open to everyone. `retry=` replaces the client's retry setting
+        for this call.
         """
-        return self._transport.call(_RPC_DISCOVER, NoInput(), timeout=timeout)
+        return self._transport.call(_RPC_DISCOVER, NoInput(), timeout=timeout, retry=retry)
 
 
 class SystemProcedures:
@@ -773,12 +843,13 @@ class SystemProcedures:
     def __init__(self, transport: SyncTransport) -> None:
         self._transport = transport
 
-    def health(self, *, timeout: float | None = None) -> Health:
+    def health(self, *, timeout: float | None = None, retry: RetrySetting | None = None) -> Health:
         """Liveness of the RPC layer (does not touch the database).
 
-        `system.health`: a query open to everyone.
+        `system.health`: a query open to everyone. `retry=` replaces the client's retry setting
+        for this call.
         """
-        return self._transport.call(_SYSTEM_HEALTH, NoInput(), timeout=timeout)
+        return self._transport.call(_SYSTEM_HEALTH, NoInput(), timeout=timeout, retry=retry)
 
 
 class VipPortalLiveShoppingProcedures:
@@ -807,50 +878,67 @@ class VipPortalLiveShoppingProcedures:
             timeout=timeout,
         )
 
-    def create_stream_ticket(self, *, room_code: str, timeout: float | None = None) -> StreamTicket:
+    def create_stream_ticket(
+        self, *, room_code: str, timeout: float | None = None, retry: RetrySetting | None = None
+    ) -> StreamTicket:
         """A 60-second ticket that opens this room's client stream (`?ticket=`), for EventSource.
 
-        `vipPortalLiveShopping.createStreamTicket`: a query for CLIENT.
+        `vipPortalLiveShopping.createStreamTicket`: a query for CLIENT. `retry=` replaces the
+        client's retry setting for this call.
         """
         return self._transport.call(
             _VIP_PORTAL_LIVE_SHOPPING_CREATE_STREAM_TICKET,
             RoomRef(room_code=room_code),
             timeout=timeout,
+            retry=retry,
         )
 
-    def get_active_session(self, *, timeout: float | None = None) -> ActiveSession:
+    def get_active_session(
+        self, *, timeout: float | None = None, retry: RetrySetting | None = None
+    ) -> ActiveSession:
         """The client's newest open session, or null.
 
-        `vipPortalLiveShopping.getActiveSession`: a query for CLIENT.
+        `vipPortalLiveShopping.getActiveSession`: a query for CLIENT. `retry=` replaces the
+        client's retry setting for this call.
         """
         return self._transport.call(
-            _VIP_PORTAL_LIVE_SHOPPING_GET_ACTIVE_SESSION, NoInput(), timeout=timeout
+            _VIP_PORTAL_LIVE_SHOPPING_GET_ACTIVE_SESSION, NoInput(), timeout=timeout, retry=retry
         )
 
     def get_session_by_room_code(
-        self, *, room_code: str, timeout: float | None = None
+        self, *, room_code: str, timeout: float | None = None, retry: RetrySetting | None = None
     ) -> ClientSessionWithCart:
         """Join a session by its room code (only the client's own).
 
-        `vipPortalLiveShopping.getSessionByRoomCode`: a query for CLIENT.
+        `vipPortalLiveShopping.getSessionByRoomCode`: a query for CLIENT. `retry=` replaces the
+        client's retry setting for this call.
         """
         return self._transport.call(
             _VIP_PORTAL_LIVE_SHOPPING_GET_SESSION_BY_ROOM_CODE,
             RoomRef(room_code=room_code),
             timeout=timeout,
+            retry=retry,
         )
 
     def get_timeline(
-        self, *, room_code: str, cursor: int = 0, limit: int = 50, timeout: float | None = None
+        self,
+        *,
+        room_code: str,
+        cursor: int = 0,
+        limit: int = 50,
+        timeout: float | None = None,
+        retry: RetrySetting | None = None,
     ) -> Timeline:
         """The session's story as the client may see it: no notes, cost or credit.
 
-        `vipPortalLiveShopping.getTimeline`: a query for CLIENT.
+        `vipPortalLiveShopping.getTimeline`: a query for CLIENT. `retry=` replaces the client's
+        retry setting for this call.
         """
         return self._transport.call(
             _VIP_PORTAL_LIVE_SHOPPING_GET_TIMELINE,
             ClientGetTimeline(room_code=room_code, cursor=cursor, limit=limit),
             timeout=timeout,
+            retry=retry,
         )
 
     def remove_from_cart(
@@ -882,16 +970,23 @@ class VipPortalLiveShoppingProcedures:
         )
 
     def search_inventory(
-        self, *, query: str | None = None, limit: int = 50, timeout: float | None = None
+        self,
+        *,
+        query: str | None = None,
+        limit: int = 50,
+        timeout: float | None = None,
+        retry: RetrySetting | None = None,
     ) -> list[ClientStock]:
         """Products and batches with what is free to buy; no cost or internal fields.
 
-        `vipPortalLiveShopping.searchInventory`: a query for CLIENT.
+        `vipPortalLiveShopping.searchInventory`: a query for CLIENT. `retry=` replaces the
+        client's retry setting for this call.
         """
         return self._transport.call(
             _VIP_PORTAL_LIVE_SHOPPING_SEARCH_INVENTORY,
             ClientSearchInventory(query=query, limit=limit),
             timeout=timeout,
+            retry=retry,
         )
 
     def update_cart_quantity(
@@ -968,15 +1063,18 @@ class AsyncCatalogProcedures:
         limit: int = 50,
         offset: int = 0,
         timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+        retry: RetrySetting | None = None,
     ) -> list[BatchView]:
         """Batches with cost and reservations (ADMIN only: carries COGS).
 
-        `catalog.listBatches`: a query for ADMIN.
+        `catalog.listBatches`: a query for ADMIN. `retry=` replaces the client's retry setting
+        for this call.
         """
         return await self._transport.call(
             _CATALOG_LIST_BATCHES,
             ListBatches(product_id=product_id, limit=limit, offset=offset),
             timeout=timeout,
+            retry=retry,
         )
 
     async def list_products(
@@ -986,15 +1084,18 @@ class AsyncCatalogProcedures:
         limit: int = 50,
         offset: int = 0,
         timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+        retry: RetrySetting | None = None,
     ) -> list[ProductView]:
         """Products by id, optionally filtered by name or SKU.
 
-        `catalog.listProducts`: a query for ADMIN, STAFF.
+        `catalog.listProducts`: a query for ADMIN, STAFF. `retry=` replaces the client's retry
+        setting for this call.
         """
         return await self._transport.call(
             _CATALOG_LIST_PRODUCTS,
             ListProducts(query=query, limit=limit, offset=offset),
             timeout=timeout,
+            retry=retry,
         )
 
     async def update_batch(
@@ -1070,13 +1171,15 @@ class AsyncClientsProcedures:
         *,
         client_id: int,
         timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+        retry: RetrySetting | None = None,
     ) -> ClientView:
         """One client.
 
-        `clients.get`: a query for ADMIN, STAFF.
+        `clients.get`: a query for ADMIN, STAFF. `retry=` replaces the client's retry setting for
+        this call.
         """
         return await self._transport.call(
-            _CLIENTS_GET, GetClient(client_id=client_id), timeout=timeout
+            _CLIENTS_GET, GetClient(client_id=client_id), timeout=timeout, retry=retry
         )
 
     async def list(
@@ -1085,13 +1188,15 @@ class AsyncClientsProcedures:
         limit: int = 50,
         offset: int = 0,
         timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+        retry: RetrySetting | None = None,
     ) -> builtins.list[ClientView]:
         """Clients by id.
 
-        `clients.list`: a query for ADMIN, STAFF.
+        `clients.list`: a query for ADMIN, STAFF. `retry=` replaces the client's retry setting
+        for this call.
         """
         return await self._transport.call(
-            _CLIENTS_LIST, ListClients(limit=limit, offset=offset), timeout=timeout
+            _CLIENTS_LIST, ListClients(limit=limit, offset=offset), timeout=timeout, retry=retry
         )
 
     async def update(
@@ -1169,13 +1274,18 @@ class AsyncLiveShoppingProcedures:
         *,
         session_id: int,
         timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+        retry: RetrySetting | None = None,
     ) -> CreditStatusOut:
         """Client credit: limit, exposure (open unpaid orders + this cart), level.
 
-        `liveShopping.checkCreditStatus`: a query for ADMIN, STAFF.
+        `liveShopping.checkCreditStatus`: a query for ADMIN, STAFF. `retry=` replaces the
+        client's retry setting for this call.
         """
         return await self._transport.call(
-            _LIVE_SHOPPING_CHECK_CREDIT_STATUS, SessionRef(session_id=session_id), timeout=timeout
+            _LIVE_SHOPPING_CHECK_CREDIT_STATUS,
+            SessionRef(session_id=session_id),
+            timeout=timeout,
+            retry=retry,
         )
 
     async def create_session(
@@ -1207,13 +1317,18 @@ class AsyncLiveShoppingProcedures:
         *,
         session_id: int,
         timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+        retry: RetrySetting | None = None,
     ) -> StreamTicket:
         """A 60-second ticket that opens this session's staff stream (`?ticket=`), for EventSource.
 
-        `liveShopping.createStreamTicket`: a query for ADMIN, STAFF.
+        `liveShopping.createStreamTicket`: a query for ADMIN, STAFF. `retry=` replaces the
+        client's retry setting for this call.
         """
         return await self._transport.call(
-            _LIVE_SHOPPING_CREATE_STREAM_TICKET, SessionRef(session_id=session_id), timeout=timeout
+            _LIVE_SHOPPING_CREATE_STREAM_TICKET,
+            SessionRef(session_id=session_id),
+            timeout=timeout,
+            retry=retry,
         )
 
     async def end_session(
@@ -1278,13 +1393,18 @@ class AsyncLiveShoppingProcedures:
         *,
         session_id: int,
         timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+        retry: RetrySetting | None = None,
     ) -> SessionWithCart:
         """A session with its cart and totals.
 
-        `liveShopping.getSession`: a query for ADMIN, STAFF.
+        `liveShopping.getSession`: a query for ADMIN, STAFF. `retry=` replaces the client's retry
+        setting for this call.
         """
         return await self._transport.call(
-            _LIVE_SHOPPING_GET_SESSION, SessionRef(session_id=session_id), timeout=timeout
+            _LIVE_SHOPPING_GET_SESSION,
+            SessionRef(session_id=session_id),
+            timeout=timeout,
+            retry=retry,
         )
 
     async def get_timeline(
@@ -1294,15 +1414,18 @@ class AsyncLiveShoppingProcedures:
         cursor: int = 0,
         limit: int = 50,
         timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+        retry: RetrySetting | None = None,
     ) -> Timeline:
         """Who did what when, oldest first, with before and after for quantities and prices.
 
-        `liveShopping.getTimeline`: a query for ADMIN, STAFF.
+        `liveShopping.getTimeline`: a query for ADMIN, STAFF. `retry=` replaces the client's
+        retry setting for this call.
         """
         return await self._transport.call(
             _LIVE_SHOPPING_GET_TIMELINE,
             GetTimeline(session_id=session_id, cursor=cursor, limit=limit),
             timeout=timeout,
+            retry=retry,
         )
 
     async def highlight_product(
@@ -1333,10 +1456,12 @@ class AsyncLiveShoppingProcedures:
         limit: int = 50,
         offset: int = 0,
         timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+        retry: RetrySetting | None = None,
     ) -> list[SessionView]:
         """Sessions, newest first, filtered by status, client, host and creation time.
 
-        `liveShopping.listSessions`: a query for ADMIN, STAFF.
+        `liveShopping.listSessions`: a query for ADMIN, STAFF. `retry=` replaces the client's
+        retry setting for this call.
         """
         return await self._transport.call(
             _LIVE_SHOPPING_LIST_SESSIONS,
@@ -1350,6 +1475,7 @@ class AsyncLiveShoppingProcedures:
                 offset=offset,
             ),
             timeout=timeout,
+            retry=retry,
         )
 
     async def remove_from_cart(
@@ -1393,15 +1519,18 @@ class AsyncLiveShoppingProcedures:
         query: str | None = None,
         limit: int = 50,
         timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+        retry: RetrySetting | None = None,
     ) -> list[StockOut]:
         """Batches matching a product name, SKU or batch code, with net availability and cost.
 
-        `liveShopping.searchInventory`: a query for ADMIN, STAFF.
+        `liveShopping.searchInventory`: a query for ADMIN, STAFF. `retry=` replaces the client's
+        retry setting for this call.
         """
         return await self._transport.call(
             _LIVE_SHOPPING_SEARCH_INVENTORY,
             SearchInventory(query=query, limit=limit),
             timeout=timeout,
+            retry=retry,
         )
 
     async def set_override_price(
@@ -1535,12 +1664,16 @@ class AsyncOrdersProcedures:
         *,
         order_id: int,
         timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+        retry: RetrySetting | None = None,
     ) -> OrderView:
         """One order with its lines.
 
-        `orders.get`: a query for ADMIN, STAFF.
+        `orders.get`: a query for ADMIN, STAFF. `retry=` replaces the client's retry setting for
+        this call.
         """
-        return await self._transport.call(_ORDERS_GET, GetOrder(order_id=order_id), timeout=timeout)
+        return await self._transport.call(
+            _ORDERS_GET, GetOrder(order_id=order_id), timeout=timeout, retry=retry
+        )
 
     async def list(
         self,
@@ -1549,15 +1682,18 @@ class AsyncOrdersProcedures:
         limit: int = 50,
         offset: int = 0,
         timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+        retry: RetrySetting | None = None,
     ) -> builtins.list[OrderView]:
         """Orders, newest first, optionally for one client.
 
-        `orders.list`: a query for ADMIN, STAFF.
+        `orders.list`: a query for ADMIN, STAFF. `retry=` replaces the client's retry setting for
+        this call.
         """
         return await self._transport.call(
             _ORDERS_LIST,
             ListOrders(client_id=client_id, limit=limit, offset=offset),
             timeout=timeout,
+            retry=retry,
         )
 
 
@@ -1571,12 +1707,14 @@ class AsyncRpcProcedures:
         self,
         *,
         timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+        retry: RetrySetting | None = None,
     ) -> dict[str, Any]:
         """The OpenRPC 1.3 document of every procedure this server exposes.
 
-        `rpc.discover`: a query open to everyone.
+        `rpc.discover`: a query open to everyone. `retry=` replaces the client's retry setting
+        for this call.
         """
-        return await self._transport.call(_RPC_DISCOVER, NoInput(), timeout=timeout)
+        return await self._transport.call(_RPC_DISCOVER, NoInput(), timeout=timeout, retry=retry)
 
 
 class AsyncSystemProcedures:
@@ -1589,12 +1727,14 @@ class AsyncSystemProcedures:
         self,
         *,
         timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+        retry: RetrySetting | None = None,
     ) -> Health:
         """Liveness of the RPC layer (does not touch the database).
 
-        `system.health`: a query open to everyone.
+        `system.health`: a query open to everyone. `retry=` replaces the client's retry setting
+        for this call.
         """
-        return await self._transport.call(_SYSTEM_HEALTH, NoInput(), timeout=timeout)
+        return await self._transport.call(_SYSTEM_HEALTH, NoInput(), timeout=timeout, retry=retry)
 
 
 class AsyncVipPortalLiveShoppingProcedures:
@@ -1628,28 +1768,33 @@ class AsyncVipPortalLiveShoppingProcedures:
         *,
         room_code: str,
         timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+        retry: RetrySetting | None = None,
     ) -> StreamTicket:
         """A 60-second ticket that opens this room's client stream (`?ticket=`), for EventSource.
 
-        `vipPortalLiveShopping.createStreamTicket`: a query for CLIENT.
+        `vipPortalLiveShopping.createStreamTicket`: a query for CLIENT. `retry=` replaces the
+        client's retry setting for this call.
         """
         return await self._transport.call(
             _VIP_PORTAL_LIVE_SHOPPING_CREATE_STREAM_TICKET,
             RoomRef(room_code=room_code),
             timeout=timeout,
+            retry=retry,
         )
 
     async def get_active_session(
         self,
         *,
         timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+        retry: RetrySetting | None = None,
     ) -> ActiveSession:
         """The client's newest open session, or null.
 
-        `vipPortalLiveShopping.getActiveSession`: a query for CLIENT.
+        `vipPortalLiveShopping.getActiveSession`: a query for CLIENT. `retry=` replaces the
+        client's retry setting for this call.
         """
         return await self._transport.call(
-            _VIP_PORTAL_LIVE_SHOPPING_GET_ACTIVE_SESSION, NoInput(), timeout=timeout
+            _VIP_PORTAL_LIVE_SHOPPING_GET_ACTIVE_SESSION, NoInput(), timeout=timeout, retry=retry
         )
 
     async def get_session_by_room_code(
@@ -1657,15 +1802,18 @@ class AsyncVipPortalLiveShoppingProcedures:
         *,
         room_code: str,
         timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+        retry: RetrySetting | None = None,
     ) -> ClientSessionWithCart:
         """Join a session by its room code (only the client's own).
 
-        `vipPortalLiveShopping.getSessionByRoomCode`: a query for CLIENT.
+        `vipPortalLiveShopping.getSessionByRoomCode`: a query for CLIENT. `retry=` replaces the
+        client's retry setting for this call.
         """
         return await self._transport.call(
             _VIP_PORTAL_LIVE_SHOPPING_GET_SESSION_BY_ROOM_CODE,
             RoomRef(room_code=room_code),
             timeout=timeout,
+            retry=retry,
         )
 
     async def get_timeline(
@@ -1675,15 +1823,18 @@ class AsyncVipPortalLiveShoppingProcedures:
         cursor: int = 0,
         limit: int = 50,
         timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+        retry: RetrySetting | None = None,
     ) -> Timeline:
         """The session's story as the client may see it: no notes, cost or credit.
 
-        `vipPortalLiveShopping.getTimeline`: a query for CLIENT.
+        `vipPortalLiveShopping.getTimeline`: a query for CLIENT. `retry=` replaces the client's
+        retry setting for this call.
         """
         return await self._transport.call(
             _VIP_PORTAL_LIVE_SHOPPING_GET_TIMELINE,
             ClientGetTimeline(room_code=room_code, cursor=cursor, limit=limit),
             timeout=timeout,
+            retry=retry,
         )
 
     async def remove_from_cart(
@@ -1727,15 +1878,18 @@ class AsyncVipPortalLiveShoppingProcedures:
         query: str | None = None,
         limit: int = 50,
         timeout: float | None = None,  # noqa: ASYNC109 - per call, as httpx has it
+        retry: RetrySetting | None = None,
     ) -> list[ClientStock]:
         """Products and batches with what is free to buy; no cost or internal fields.
 
-        `vipPortalLiveShopping.searchInventory`: a query for CLIENT.
+        `vipPortalLiveShopping.searchInventory`: a query for CLIENT. `retry=` replaces the
+        client's retry setting for this call.
         """
         return await self._transport.call(
             _VIP_PORTAL_LIVE_SHOPPING_SEARCH_INVENTORY,
             ClientSearchInventory(query=query, limit=limit),
             timeout=timeout,
+            retry=retry,
         )
 
     async def update_cart_quantity(
@@ -1759,19 +1913,25 @@ class AsyncVipPortalLiveShoppingProcedures:
         )
 
 
-class LiveShoppingClient(SyncClientBase):
+class LiveShoppingClient(SyncClientBase[SessionEvent, RoomEvent]):
     """Blocking client of the Live Shopping JSON-RPC API.
 
     Procedures are grouped by namespace: `client.catalog.create_product(...)` calls
     `catalog.createProduct`; each also takes `timeout=` (seconds), which replaces the client's
     for that call. The service's errors raise a subclass of `RpcError` (`NotFound`, `Forbidden`,
-    ...), a call that gets no answer raises `TransportError`. `subscribe_session(session_id)` and
-    `subscribe_room(room_code)` follow a live session's events (Server-Sent Events), reconnecting
-    without losing any.
+    ...), a call that gets no answer raises `TransportError`. `retry=Retry(...)` (or True for the
+    default policy) retries queries, never mutations, that got no answer or a
+    5xx/TOO_MANY_REQUESTS; a query's own `retry=` overrides it. `subscribe_session(session_id)`
+    and `subscribe_room(room_code)` follow a live session's events (Server-Sent Events),
+    reconnecting without losing any; each event's `data` is typed (`SessionEvent`, `RoomEvent`:
+    one Struct per event type).
 
     Close it (a `with` block or `close()`) to release its connections. An `http_client` passed in
     is left open, and `timeout` applies only to the client made here.
     """
+
+    _session_events = _SESSION_EVENTS
+    _room_events = _ROOM_EVENTS
 
     def __init__(
         self,
@@ -1780,8 +1940,11 @@ class LiveShoppingClient(SyncClientBase):
         token: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         http_client: httpx.Client | None = None,
+        retry: RetrySetting = False,
     ) -> None:
-        super().__init__(base_url, token=token, timeout=timeout, http_client=http_client)
+        super().__init__(
+            base_url, token=token, timeout=timeout, http_client=http_client, retry=retry
+        )
         self.catalog = CatalogProcedures(self._transport)
         self.clients = ClientsProcedures(self._transport)
         self.live_shopping = LiveShoppingProcedures(self._transport)
@@ -1791,19 +1954,25 @@ class LiveShoppingClient(SyncClientBase):
         self.vip_portal_live_shopping = VipPortalLiveShoppingProcedures(self._transport)
 
 
-class AsyncLiveShoppingClient(AsyncClientBase):
+class AsyncLiveShoppingClient(AsyncClientBase[SessionEvent, RoomEvent]):
     """Asyncio client of the Live Shopping JSON-RPC API.
 
     Procedures are grouped by namespace: `client.catalog.create_product(...)` calls
     `catalog.createProduct`; each also takes `timeout=` (seconds), which replaces the client's
     for that call. The service's errors raise a subclass of `RpcError` (`NotFound`, `Forbidden`,
-    ...), a call that gets no answer raises `TransportError`. `subscribe_session(session_id)` and
-    `subscribe_room(room_code)` follow a live session's events (Server-Sent Events), reconnecting
-    without losing any.
+    ...), a call that gets no answer raises `TransportError`. `retry=Retry(...)` (or True for the
+    default policy) retries queries, never mutations, that got no answer or a
+    5xx/TOO_MANY_REQUESTS; a query's own `retry=` overrides it. `subscribe_session(session_id)`
+    and `subscribe_room(room_code)` follow a live session's events (Server-Sent Events),
+    reconnecting without losing any; each event's `data` is typed (`SessionEvent`, `RoomEvent`:
+    one Struct per event type).
 
     Close it (an `async with` block or `await aclose()`) to release its connections. An
     `http_client` passed in is left open, and `timeout` applies only to the client made here.
     """
+
+    _session_events = _SESSION_EVENTS
+    _room_events = _ROOM_EVENTS
 
     def __init__(
         self,
@@ -1812,8 +1981,11 @@ class AsyncLiveShoppingClient(AsyncClientBase):
         token: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         http_client: httpx.AsyncClient | None = None,
+        retry: RetrySetting = False,
     ) -> None:
-        super().__init__(base_url, token=token, timeout=timeout, http_client=http_client)
+        super().__init__(
+            base_url, token=token, timeout=timeout, http_client=http_client, retry=retry
+        )
         self.catalog = AsyncCatalogProcedures(self._transport)
         self.clients = AsyncClientsProcedures(self._transport)
         self.live_shopping = AsyncLiveShoppingProcedures(self._transport)

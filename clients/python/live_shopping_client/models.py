@@ -28,41 +28,6 @@ class CreditLevel(enum.StrEnum):
 CreditLevelValue: TypeAlias = Literal["OK", "WARNING", "EXCEEDED"]
 
 
-class EventType(enum.StrEnum):
-    SESSION_SNAPSHOT = "SESSION_SNAPSHOT"
-    SESSION_STATUS = "SESSION_STATUS"
-    CART_UPDATED = "CART_UPDATED"
-    HIGHLIGHTED = "HIGHLIGHTED"
-    PRICE_CHANGED = "PRICE_CHANGED"
-    CHECKOUT_REQUESTED = "CHECKOUT_REQUESTED"
-    SESSION_CONVERTED = "SESSION_CONVERTED"
-    SALES_SHEET_READY = "SALES_SHEET_READY"
-    SESSION_TIMEOUT = "SESSION_TIMEOUT"
-    SESSION_UPDATED = "SESSION_UPDATED"
-    CHECKOUT_ANSWERED = "CHECKOUT_ANSWERED"
-    HOLDS_EXTENDED = "HOLDS_EXTENDED"
-    HOLDS_EXPIRING = "HOLDS_EXPIRING"
-    PRESENCE = "PRESENCE"
-
-
-EventTypeValue: TypeAlias = Literal[
-    "SESSION_SNAPSHOT",
-    "SESSION_STATUS",
-    "CART_UPDATED",
-    "HIGHLIGHTED",
-    "PRICE_CHANGED",
-    "CHECKOUT_REQUESTED",
-    "SESSION_CONVERTED",
-    "SALES_SHEET_READY",
-    "SESSION_TIMEOUT",
-    "SESSION_UPDATED",
-    "CHECKOUT_ANSWERED",
-    "HOLDS_EXTENDED",
-    "HOLDS_EXPIRING",
-    "PRESENCE",
-]
-
-
 class OrderStatus(enum.StrEnum):
     OPEN = "OPEN"
     FULFILLED = "FULFILLED"
@@ -129,6 +94,16 @@ class Cart(msgspec.Struct, kw_only=True, rename="camel"):
     item_count: int
 
 
+class CartChange(msgspec.Struct, kw_only=True):
+    """CART_UPDATED: a line added (`before` null when new), re-counted, removed (`after` null),
+    or marked as a sample or paid.
+    """
+
+    subject: CartLineRef
+    before: CartLineValues | None
+    after: CartLineValues | None
+
+
 class CartLine(msgspec.Struct, kw_only=True, rename="camel"):
     id: int
     batch_id: int
@@ -145,18 +120,83 @@ class CartLine(msgspec.Struct, kw_only=True, rename="camel"):
     unit_cogs: Decimal
 
 
-class Change(msgspec.Struct, kw_only=True):
-    """What one event changed, as the timeline tells it: the thing changed (`subject`) and its
-    values before and after (quantities, prices, deadlines...). Decimals are strings.
-    """
+class CartLineRef(msgspec.Struct, kw_only=True, rename="camel"):
+    """The cart line a change is about."""
 
-    subject: dict[str, Any] | None = None
-    before: dict[str, Any] | None = None
-    after: dict[str, Any] | None = None
+    cart_item_id: int
+    batch_id: int
+    product_id: int
+    is_sample: bool
+    added_by_role: AddedByRole
+
+
+class CartLineValues(msgspec.Struct, kw_only=True, rename="camel"):
+    """A line's quantity, or its sample flag (and the line it merged into, if it did)."""
+
+    quantity: Decimal | msgspec.UnsetType = msgspec.UNSET
+    is_sample: bool | msgspec.UnsetType = msgspec.UNSET
+    merged_into: int | msgspec.UnsetType = msgspec.UNSET
+
+
+class CartUpdatedEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="CART_UPDATED"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: CartChange
+    session: SessionView
+    cart: Cart
+    order_id: int | None
+    share_url: str | None
+
+
+class CheckoutAnswerChange(msgspec.Struct, kw_only=True):
+    subject: None
+    before: None
+    after: CheckoutAnswerValue
+
+
+class CheckoutAnswerValue(msgspec.Struct, kw_only=True):
+    accepted: bool
+    message: str | None
+
+
+class CheckoutAnsweredEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="CHECKOUT_ANSWERED"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: CheckoutAnswerChange
+    session: SessionView
+    cart: Cart
+    order_id: int | None
+    share_url: str | None
+
+
+class CheckoutRequestChange(msgspec.Struct, kw_only=True):
+    subject: None
+    before: None
+    after: CheckoutRequestValue
+
+
+class CheckoutRequestValue(msgspec.Struct, kw_only=True, rename="camel"):
+    requested_at: datetime
 
 
 class CheckoutRequested(msgspec.Struct, kw_only=True, rename="camel"):
     requested_at: datetime
+
+
+class CheckoutRequestedEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="CHECKOUT_REQUESTED"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: CheckoutRequestChange
+    session: SessionView
+    cart: Cart
+    order_id: int | None
+    share_url: str | None
 
 
 class CheckoutState(msgspec.Struct, kw_only=True, rename="camel"):
@@ -195,10 +235,114 @@ class ClientCartLine(msgspec.Struct, kw_only=True, rename="camel"):
     added_by_role: AddedByRole
 
 
+class ClientCartUpdatedEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="CART_UPDATED"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: CartChange
+    session: ClientSessionView
+    cart: ClientCart
+    order_id: int | None
+    share_url: str | None
+    staff_only: bool
+
+
+class ClientCheckoutAnsweredEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="CHECKOUT_ANSWERED"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: CheckoutAnswerChange
+    session: ClientSessionView
+    cart: ClientCart
+    order_id: int | None
+    share_url: str | None
+    staff_only: bool
+
+
+class ClientCheckoutRequestedEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="CHECKOUT_REQUESTED"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: CheckoutRequestChange
+    session: ClientSessionView
+    cart: ClientCart
+    order_id: int | None
+    share_url: str | None
+    staff_only: bool
+
+
 class ClientGetTimeline(msgspec.Struct, kw_only=True, rename="camel"):
     room_code: str
     cursor: int = 0
     limit: int = 50
+
+
+class ClientHighlightedEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="HIGHLIGHTED"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: HighlightChange
+    session: ClientSessionView
+    cart: ClientCart
+    order_id: int | None
+    share_url: str | None
+    staff_only: bool
+
+
+class ClientHoldsExpiringEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="HOLDS_EXPIRING"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: HoldsExpiringChange
+    session: ClientSessionView
+    cart: ClientCart
+    order_id: int | None
+    share_url: str | None
+    staff_only: bool
+
+
+class ClientHoldsExtendedEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="HOLDS_EXTENDED"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: HoldsExtendedChange
+    session: ClientSessionView
+    cart: ClientCart
+    order_id: int | None
+    share_url: str | None
+    staff_only: bool
+
+
+class ClientPresenceEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="PRESENCE"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: PresenceChange
+    session: ClientSessionView
+    cart: ClientCart
+    order_id: int | None
+    share_url: str | None
+    staff_only: bool
+
+
+class ClientPriceChangedEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="PRICE_CHANGED"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: PriceChange
+    session: ClientSessionView
+    cart: ClientCart
+    order_id: int | None
+    share_url: str | None
+    staff_only: bool
 
 
 class ClientRemoveFromCart(msgspec.Struct, kw_only=True, rename="camel"):
@@ -206,9 +350,105 @@ class ClientRemoveFromCart(msgspec.Struct, kw_only=True, rename="camel"):
     cart_item_id: int
 
 
+class ClientSalesSheetReadyEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="SALES_SHEET_READY"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: SalesSheetChange
+    session: ClientSessionView
+    cart: ClientCart
+    order_id: int | None
+    share_url: str | None
+    staff_only: bool
+
+
 class ClientSearchInventory(msgspec.Struct, kw_only=True):
     query: str | None = None
     limit: int = 50
+
+
+class ClientSessionConvertedEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="SESSION_CONVERTED"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: ConversionChange
+    session: ClientSessionView
+    cart: ClientCart
+    order_id: int | None
+    share_url: str | None
+    staff_only: bool
+
+
+class ClientSessionEditChange(msgspec.Struct, kw_only=True):
+    subject: None
+    before: ClientSessionEditValues
+    after: ClientSessionEditValues
+
+
+class ClientSessionEditValues(msgspec.Struct, kw_only=True, rename="camel"):
+    """The edited fields the client may see (never the internal notes)."""
+
+    title: str | msgspec.UnsetType | None = msgspec.UNSET
+    scheduled_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ClientSessionSnapshotEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="SESSION_SNAPSHOT"
+):
+    """The whole room: first on a fresh stream, or instead of a replay the outbox cannot give
+    (then `reset` is true: replace what you hold).
+    """
+
+    occurred_at: None
+    actor: None
+    change: None
+    reset: bool | msgspec.UnsetType = msgspec.UNSET
+    session: ClientSessionView
+    cart: ClientCart
+    order_id: int | None
+    share_url: str | None
+    staff_only: bool
+
+
+class ClientSessionStatusEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="SESSION_STATUS"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: StatusChange
+    session: ClientSessionView
+    cart: ClientCart
+    order_id: int | None
+    share_url: str | None
+    staff_only: bool
+
+
+class ClientSessionTimeoutEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="SESSION_TIMEOUT"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: TimeoutChange
+    session: ClientSessionView
+    cart: ClientCart
+    order_id: int | None
+    share_url: str | None
+    staff_only: bool
+
+
+class ClientSessionUpdatedEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="SESSION_UPDATED"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: ClientSessionEditChange | None
+    session: ClientSessionView
+    cart: ClientCart
+    order_id: int | None
+    share_url: str | None
+    staff_only: bool
 
 
 class ClientSessionView(msgspec.Struct, kw_only=True, rename="camel"):
@@ -254,6 +494,17 @@ class ClientView(msgspec.Struct, kw_only=True, rename="camel"):
     name: str
     credit_limit: Decimal | None
     price_adjustment_percent: Decimal
+
+
+class ConversionChange(msgspec.Struct, kw_only=True):
+    subject: OrderRef
+    before: StatusValue
+    after: ConvertedValue
+
+
+class ConvertedValue(msgspec.Struct, kw_only=True):
+    status: SessionStatus
+    total: Decimal
 
 
 class CreateBatch(msgspec.Struct, kw_only=True, rename="camel"):
@@ -357,9 +608,89 @@ class Highlight(msgspec.Struct, kw_only=True, rename="camel"):
     list_price: Decimal
 
 
+class HighlightChange(msgspec.Struct, kw_only=True):
+    subject: HighlightRef | None
+    before: HighlightValue
+    after: HighlightValue
+
+
 class HighlightProduct(msgspec.Struct, kw_only=True, rename="camel"):
     session_id: int
     batch_id: int | None
+
+
+class HighlightRef(msgspec.Struct, kw_only=True, rename="camel"):
+    """The product shown, or when the highlight is cleared the one taken down."""
+
+    batch_id: int
+    product_id: int
+
+
+class HighlightValue(msgspec.Struct, kw_only=True, rename="camel"):
+    batch_id: int | None
+
+
+class HighlightedEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="HIGHLIGHTED"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: HighlightChange
+    session: SessionView
+    cart: Cart
+    order_id: int | None
+    share_url: str | None
+
+
+class HoldsDeadline(msgspec.Struct, kw_only=True, rename="camel"):
+    holds_expire_at: datetime
+
+
+class HoldsExpiringChange(msgspec.Struct, kw_only=True):
+    subject: None
+    before: None
+    after: HoldsDeadline
+
+
+class HoldsExpiringEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="HOLDS_EXPIRING"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: HoldsExpiringChange
+    session: SessionView
+    cart: Cart
+    order_id: int | None
+    share_url: str | None
+
+
+class HoldsExtendedChange(msgspec.Struct, kw_only=True):
+    subject: HoldsReason | None
+    before: HoldsDeadline
+    after: HoldsExtension
+
+
+class HoldsExtendedEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="HOLDS_EXTENDED"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: HoldsExtendedChange
+    session: SessionView
+    cart: Cart
+    order_id: int | None
+    share_url: str | None
+
+
+class HoldsExtension(msgspec.Struct, kw_only=True, rename="camel"):
+    holds_expire_at: datetime
+    minutes: int | msgspec.UnsetType = msgspec.UNSET
+
+
+class HoldsReason(msgspec.Struct, kw_only=True):
+    """Why the system moved the deadline: someone is watching the session."""
+
+    reason: Literal["presence"]
 
 
 class IdResult(msgspec.Struct, kw_only=True):
@@ -420,6 +751,10 @@ class OrderLineView(msgspec.Struct, kw_only=True, rename="camel"):
     line_total: Decimal
 
 
+class OrderRef(msgspec.Struct, kw_only=True, rename="camel"):
+    order_id: int
+
+
 class OrderView(msgspec.Struct, kw_only=True, rename="camel"):
     id: int
     client_id: int
@@ -437,6 +772,55 @@ class Presence(msgspec.Struct, kw_only=True):
 
     host: bool
     client: bool
+
+
+class PresenceChange(msgspec.Struct, kw_only=True):
+    """Who of host and client was watching before, and who is now."""
+
+    subject: None
+    before: Presence
+    after: Presence
+
+
+class PresenceEvent(msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="PRESENCE"):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: PresenceChange
+    session: SessionView
+    cart: Cart
+    order_id: int | None
+    share_url: str | None
+
+
+class PriceAfter(msgspec.Struct, kw_only=True, rename="camel"):
+    unit_price: Decimal
+    override_price: Decimal | None
+
+
+class PriceBefore(msgspec.Struct, kw_only=True, rename="camel"):
+    unit_price: Decimal
+
+
+class PriceChange(msgspec.Struct, kw_only=True):
+    subject: ProductRef
+    before: PriceBefore
+    after: PriceAfter
+
+
+class PriceChangedEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="PRICE_CHANGED"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: PriceChange
+    session: SessionView
+    cart: Cart
+    order_id: int | None
+    share_url: str | None
+
+
+class ProductRef(msgspec.Struct, kw_only=True, rename="camel"):
+    product_id: int
 
 
 class ProductView(msgspec.Struct, kw_only=True, rename="camel"):
@@ -458,21 +842,6 @@ class RespondToCheckout(msgspec.Struct, kw_only=True, rename="camel"):
     message: str | None = None
 
 
-class RoomEvent(msgspec.Struct, kw_only=True, rename="camel"):
-    """One event of the client stream: its type, and the room as its client sees it after it."""
-
-    session: ClientSessionView
-    cart: ClientCart
-    order_id: int | None = None
-    share_url: str | None = None
-    occurred_at: datetime | None = None
-    actor: EventActor | None = None
-    change: Change | None = None
-    staff_only: bool = False
-    type: EventType
-    reset: bool = False
-
-
 class RoomEvents(msgspec.Struct, kw_only=True, rename="camel"):
     room_code: str
     last_event_id: str | int | None = None
@@ -482,8 +851,34 @@ class RoomRef(msgspec.Struct, kw_only=True, rename="camel"):
     room_code: str
 
 
+class SalesSheetChange(msgspec.Struct, kw_only=True):
+    subject: SalesSheetRef
+    before: None
+    after: SalesSheetValue
+
+
 class SalesSheetOut(msgspec.Struct, kw_only=True, rename="camel"):
     sales_sheet_id: int
+    share_url: str
+
+
+class SalesSheetReadyEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="SALES_SHEET_READY"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: SalesSheetChange
+    session: SessionView
+    cart: Cart
+    order_id: int | None
+    share_url: str | None
+
+
+class SalesSheetRef(msgspec.Struct, kw_only=True, rename="camel"):
+    sales_sheet_id: int
+
+
+class SalesSheetValue(msgspec.Struct, kw_only=True, rename="camel"):
     share_url: str
 
 
@@ -492,23 +887,35 @@ class SearchInventory(msgspec.Struct, kw_only=True):
     limit: int = 50
 
 
+class SessionConvertedEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="SESSION_CONVERTED"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: ConversionChange
+    session: SessionView
+    cart: Cart
+    order_id: int | None
+    share_url: str | None
+
+
 class SessionCreated(msgspec.Struct, kw_only=True, rename="camel"):
     session_id: int
     room_code: str
 
 
-class SessionEvent(msgspec.Struct, kw_only=True, rename="camel"):
-    """One event of the staff stream: its type, and the session's full state after it."""
+class SessionEditChange(msgspec.Struct, kw_only=True):
+    subject: None
+    before: SessionEditValues
+    after: SessionEditValues
 
-    session: SessionView
-    cart: Cart
-    order_id: int | None = None
-    share_url: str | None = None
-    occurred_at: datetime | None = None
-    actor: EventActor | None = None
-    change: Change | None = None
-    type: EventType
-    reset: bool = False
+
+class SessionEditValues(msgspec.Struct, kw_only=True, rename="camel"):
+    """The edited fields of a session, each present only when it changed."""
+
+    title: str | msgspec.UnsetType | None = msgspec.UNSET
+    scheduled_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
+    internal_notes: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class SessionEvents(msgspec.Struct, kw_only=True, rename="camel"):
@@ -522,6 +929,59 @@ class SessionOnly(msgspec.Struct, kw_only=True):
 
 class SessionRef(msgspec.Struct, kw_only=True, rename="camel"):
     session_id: int
+
+
+class SessionSnapshotEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="SESSION_SNAPSHOT"
+):
+    """The whole state: first on a fresh stream, or instead of a replay the outbox cannot give
+    (then `reset` is true: replace what you hold).
+    """
+
+    occurred_at: None
+    actor: None
+    change: None
+    reset: bool | msgspec.UnsetType = msgspec.UNSET
+    session: SessionView
+    cart: Cart
+    order_id: int | None
+    share_url: str | None
+
+
+class SessionStatusEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="SESSION_STATUS"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: StatusChange
+    session: SessionView
+    cart: Cart
+    order_id: int | None
+    share_url: str | None
+
+
+class SessionTimeoutEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="SESSION_TIMEOUT"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: TimeoutChange
+    session: SessionView
+    cart: Cart
+    order_id: int | None
+    share_url: str | None
+
+
+class SessionUpdatedEvent(
+    msgspec.Struct, kw_only=True, rename="camel", tag_field="type", tag="SESSION_UPDATED"
+):
+    occurred_at: datetime
+    actor: EventActor | None
+    change: SessionEditChange
+    session: SessionView
+    cart: Cart
+    order_id: int | None
+    share_url: str | None
 
 
 class SessionView(msgspec.Struct, kw_only=True, rename="camel"):
@@ -558,6 +1018,18 @@ class SetOverridePrice(msgspec.Struct, kw_only=True, rename="camel"):
     override_price: Decimal | int | str | None
 
 
+class StatusChange(msgspec.Struct, kw_only=True):
+    """SESSION_STATUS: created (`before` null), or moved from one status to another."""
+
+    subject: None
+    before: StatusValue | None
+    after: StatusValue
+
+
+class StatusValue(msgspec.Struct, kw_only=True):
+    status: SessionStatus
+
+
 class StockOut(msgspec.Struct, kw_only=True, rename="camel"):
     batch_id: int
     product_id: int
@@ -575,6 +1047,11 @@ class StreamTicket(msgspec.Struct, kw_only=True, rename="camel"):
     stream_url: str
 
 
+class TimedOutValue(msgspec.Struct, kw_only=True, rename="camel"):
+    status: SessionStatus
+    holds_expire_at: datetime
+
+
 class Timeline(msgspec.Struct, kw_only=True, rename="camel"):
     entries: list[TimelineEntry]
     next_cursor: int | None
@@ -588,6 +1065,12 @@ class TimelineEntry(msgspec.Struct, kw_only=True, rename="camel"):
     subject: dict[str, Any] | None = None
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
+
+
+class TimeoutChange(msgspec.Struct, kw_only=True):
+    subject: None
+    before: StatusValue
+    after: TimedOutValue
 
 
 class ToggleCartItemSample(msgspec.Struct, kw_only=True, rename="camel"):
@@ -635,3 +1118,44 @@ class UpdateSession(msgspec.Struct, kw_only=True, rename="camel"):
 class UpdateSessionStatus(msgspec.Struct, kw_only=True, rename="camel"):
     session_id: int
     status: SessionStatus | SessionStatusValue
+
+
+# The client stream's events (`vipPortalLiveShopping.onRoomEvent`,
+# `/api/sse/vip/live-shopping/{roomCode}`): the room as its client sees it, without cost, internal
+# notes or credit.
+RoomEvent: TypeAlias = (
+    ClientSessionSnapshotEvent
+    | ClientSessionStatusEvent
+    | ClientCartUpdatedEvent
+    | ClientHighlightedEvent
+    | ClientPriceChangedEvent
+    | ClientCheckoutRequestedEvent
+    | ClientCheckoutAnsweredEvent
+    | ClientSessionConvertedEvent
+    | ClientSalesSheetReadyEvent
+    | ClientSessionTimeoutEvent
+    | ClientSessionUpdatedEvent
+    | ClientHoldsExtendedEvent
+    | ClientHoldsExpiringEvent
+    | ClientPresenceEvent
+)
+
+
+# The staff stream's events (`liveShopping.onSessionEvent`, `/api/sse/live-shopping/{sessionId}`):
+# the whole session after each change, in full.
+SessionEvent: TypeAlias = (
+    SessionSnapshotEvent
+    | SessionStatusEvent
+    | CartUpdatedEvent
+    | HighlightedEvent
+    | PriceChangedEvent
+    | CheckoutRequestedEvent
+    | CheckoutAnsweredEvent
+    | SessionConvertedEvent
+    | SalesSheetReadyEvent
+    | SessionTimeoutEvent
+    | SessionUpdatedEvent
+    | HoldsExtendedEvent
+    | HoldsExpiringEvent
+    | PresenceEvent
+)
