@@ -332,6 +332,18 @@ async def test_unreadable_connection_params_are_refused_before_the_stream(
         assert response.json()["error"]["data"]["code"] == "PARSE_ERROR", params
 
 
+async def test_null_connection_params_are_no_params_as_trpc_server_reads_them(
+    http: httpx.AsyncClient, scene: Scene
+) -> None:
+    query = {"connectionParams": "null"}
+    async with subscription(
+        http, STAFF, scene.staff_input(), token=scene.staff_token, query=query
+    ) as stream:
+        await opened(stream)
+        (snapshot,) = await next_tracked(stream, 1)
+    assert snapshot.json()["type"] == "SESSION_SNAPSHOT"
+
+
 async def test_requests_a_subscription_cannot_be_are_http_errors(
     http: httpx.AsyncClient, scene: Scene
 ) -> None:

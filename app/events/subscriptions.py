@@ -23,7 +23,7 @@ from app.rpc.errors import ErrorCode, RpcError
 from app.rpc.registry import Procedure
 from app.runtime import Services
 
-_connection_params = msgspec.json.Decoder(dict[str, str])
+_connection_params = msgspec.json.Decoder(dict[str, str] | None)
 # With pings due every heartbeat, a client that hears nothing for this many heartbeats has lost
 # its connection without being told (a dead peer, a proxy that dropped it): it reconnects.
 INACTIVITY_HEARTBEATS = 3
@@ -31,11 +31,12 @@ INACTIVITY_HEARTBEATS = 3
 
 def connection_params(raw: str | None) -> dict[str, str]:
     """httpSubscriptionLink's `connectionParams`: a JSON object of strings (PARSE_ERROR else),
-    refused before the stream starts, as @trpc/server refuses it (getRequestInfo)."""
+    refused before the stream starts, as @trpc/server refuses it (getRequestInfo). JSON `null`
+    is no params, as there."""
     if raw is None:
         return {}
     try:
-        return _connection_params.decode(raw)
+        return _connection_params.decode(raw) or {}
     except (msgspec.DecodeError, RecursionError) as exc:
         raise RpcError(
             ErrorCode.PARSE_ERROR, f"connectionParams must be a JSON object of strings: {exc}"
