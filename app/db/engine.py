@@ -2,35 +2,91 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 # Execution option a write transaction sets so SQLite takes its write lock at BEGIN,
 # serialising writers up front instead of failing at the first write (SQLITE_BUSY).
 SQLITE_IMMEDIATE = "sqlite_begin_immediate"
 
+# A pooled connection idle for longer than this is pinged once before use. A busy pool never
+# pings (no round trip on the hot path); one that sat idle may have lost its server (restart,
+# network cut, wait_timeout), which the ping finds before a request does.
+IDLE_PING_AFTER_S = 30.0
+# Below MariaDB's wait_timeout (8 h by default): the server never drops a pooled connection.
+POOL_RECYCLE_S = 3600
+_IDLE_SINCE = "idle_since"
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+
+def create_engine(url: str, *, echo: bool = False, read_only: bool = False) -> AsyncEngine:
+    """An engine for `url`; on MariaDB `read_only` gives one whose connections autocommit.
+
+    Read-only units of work then cost no COMMIT: each SELECT is its own statement-level
+    transaction, which under READ COMMITTED sees exactly what it would inside a transaction.
+    """
     if url.startswith("sqlite"):
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=echo,
         pool_size=10,
         max_overflow=20,
-        pool_recycle=3600,
-        pool_pre_ping=True,
+        pool_recycle=POOL_RECYCLE_S,
+        # No ping per checkout (a round trip on every call); see _ping_after_idle.
+        pool_pre_ping=False,
+        # Every unit of work ends its transaction itself (commit, or the session's rollback on
+        # close), so the pool's reset ROLLBACK would be a second, empty round trip. A
+        # connection whose end is unknown (an error mid-rollback) is invalidated, not reused.
+        pool_reset_on_return=None,
         # Row locks (SELECT ... FOR UPDATE) guard every invariant; READ COMMITTED avoids
         # the gap locks and stale snapshots of REPEATABLE READ.
-        isolation_level="READ COMMITTED",
+        isolation_level="AUTOCOMMIT" if read_only else "READ COMMITTED",
     )
+    _ping_after_idle(engine)
+    if read_only:
+        _skip_transaction_ends(engine.sync_engine.dialect)
+    return engine
+
+
+def _ping_after_idle(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(
+        dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+    ) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_AFTER_S:
+            return
+        try:
+            engine.sync_engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool discards this connection and checks out (or opens) another.
+            raise exc.DisconnectionError(f"pooled connection failed its ping: {error}") from error
+
+
+def _skip_transaction_ends(dialect: Dialect) -> None:
+    """On autocommit connections COMMIT and ROLLBACK have nothing to end: skip the round trip.
+
+    The driver sends them to the server regardless (aiomysql's commit() is a COM_QUERY).
+    Nothing here opens a transaction explicitly (no BEGIN, no savepoints on reads).
+    """
+
+    def _nothing_to_end(_dbapi_connection: Any) -> None:
+        return None
+
+    dialect.do_commit = _nothing_to_end  # type: ignore[method-assign, assignment]
+    dialect.do_rollback = _nothing_to_end  # type: ignore[method-assign, assignment]
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -56,18 +112,28 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 class Database:
-    """The engine plus two session factories: reads, and writes that lock early on SQLite."""
+    """Engines and two session factories: reads, and writes (that lock early on SQLite).
+
+    On MariaDB reads have their own pool of autocommit connections (no COMMIT, no ROLLBACK
+    per call); writes use READ COMMITTED transactions. SQLite shares one engine.
+    """
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.engine = create_engine(url, echo=echo)
         self.is_sqlite = url.startswith("sqlite")
-        self.read_sessions = create_sessionmaker(self.engine)
-        self.write_sessions = (
-            create_sessionmaker(self.engine.execution_options(**{SQLITE_IMMEDIATE: True}))
-            if self.is_sqlite
-            else self.read_sessions
-        )
+        if self.is_sqlite:
+            self.read_engine = self.engine
+            self.read_sessions = create_sessionmaker(self.engine)
+            self.write_sessions = create_sessionmaker(
+                self.engine.execution_options(**{SQLITE_IMMEDIATE: True})
+            )
+        else:
+            self.read_engine = create_engine(url, echo=echo, read_only=True)
+            self.read_sessions = create_sessionmaker(self.read_engine)
+            self.write_sessions = create_sessionmaker(self.engine)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()

@@ -67,9 +67,14 @@ async def net_available(
     batches = await lock_batches(session, ids)
     held = await held_in_carts(session, ids, exclude_session_id=exclude_session_id)
     return {
-        batch_id: batch.on_hand_qty - batch.reserved_qty - held.get(batch_id, ZERO)
+        batch_id: net_of(batch.on_hand_qty, batch.reserved_qty, held.get(batch_id, ZERO))
         for batch_id, batch in batches.items()
     }
+
+
+def net_of(on_hand: Decimal, reserved: Decimal, held: Decimal) -> Decimal:
+    """What a batch still has free: on hand, less what orders reserved and carts hold."""
+    return on_hand - reserved - held
 
 
 def require_available(wanted: dict[int, Decimal], available: dict[int, Decimal]) -> None:
