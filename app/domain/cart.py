@@ -13,20 +13,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import (
     AddedByRole,
     Batch,
-    Client,
     LiveSession,
     Product,
     SessionCartItem,
     SessionPriceOverride,
 )
 from app.domain.actors import Actor, Role
-from app.domain.catalog import get_batch, get_product
 from app.domain.decimals import to_quantity
 from app.domain.errors import Forbidden, LimitExceeded, NotFound
 from app.domain.holds import held_in_carts, net_of, require_available
 from app.domain.pricing import line_subtotal, unit_price
 from app.domain.sessions import SessionFacts, require_open, touch
-from app.domain.views import Cart, CartLine, Change, ClientCart, ClientCartLine
+from app.domain.views import Cart, CartLine, Change, ClientCart, ClientCartLine, Highlight
 
 ZERO = Decimal("0.00")
 
@@ -182,18 +180,6 @@ def client_cart_of(lines: Sequence[Line]) -> ClientCart:
         subtotal=_billable_subtotal(lines),
         item_count=len(lines),
     )
-
-
-async def session_price(db: AsyncSession, live: LiveSession, product: Product) -> Decimal:
-    override = await db.scalar(
-        select(SessionPriceOverride.override_price).where(
-            SessionPriceOverride.session_id == live.id,
-            SessionPriceOverride.product_id == product.id,
-        )
-    )
-    client = await db.get(Client, live.client_id)
-    adjustment = client.price_adjustment_percent if client else ZERO
-    return unit_price(product.list_price, adjustment, override)
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,72 +445,126 @@ async def set_sample(
     return CartEdit(change, lines)
 
 
+_SHOWN = (
+    select(Batch.id, Batch.code, Batch.product_id, Product.name, Product.list_price)
+    .join(Product, Product.id == Batch.product_id)
+    .where(Batch.id == bindparam("batch_id"))
+)
+_FLIP_HIGHLIGHT = (
+    update(SessionCartItem)
+    .where(SessionCartItem.id.in_(bindparam("line_ids", expanding=True)))
+    .values(is_highlighted=~SessionCartItem.is_highlighted)
+)
+
+
 async def highlight(
-    db: AsyncSession, actor: Actor, live: LiveSession, batch_id: int | None
-) -> Change:
-    """Showcase one batch to the client (it need not be in the cart); None clears."""
+    db: AsyncSession, actor: Actor, facts: SessionFacts, batch_id: int | None
+) -> tuple[CartEdit, SessionFacts]:
+    """Showcase one batch to the client (it need not be in the cart); None clears.
+
+    Returns the edit and the session's facts with the new highlight. The timeline names the
+    product now shown, or when cleared the one taken down.
+    """
+    live = facts.live
     require_open(live, actor)
+    shown = facts.highlight
     if batch_id is not None:
-        await get_batch(db, batch_id)
+        conn = await db.connection()
+        row = (await conn.execute(_SHOWN, {"batch_id": batch_id})).one_or_none()
+        if row is None:
+            raise NotFound("Batch", batch_id)
+        shown = Highlight(
+            batch_id=row[0],
+            batch_code=row[1],
+            product_id=row[2],
+            product_name=row[3],
+            list_price=row[4],
+        )
     change = Change(before={"batchId": live.highlighted_batch_id}, after={"batchId": batch_id})
+    if shown is not None:
+        change.subject = {"batchId": shown.batch_id, "productId": shown.product_id}
     live.highlighted_batch_id = batch_id
-    for line in (
-        await db.scalars(select(SessionCartItem).where(SessionCartItem.session_id == live.id))
-    ).all():
-        line.is_highlighted = _is_highlighted(live, line.batch_id)
+    lines = await read_lines(db, live.id)
+    flipped = [x for x in lines if x.is_highlighted != _is_highlighted(live, x.batch_id)]
+    if flipped:
+        await _write(db, _FLIP_HIGHLIGHT, {"line_ids": [x.id for x in flipped]})
+        for line in flipped:
+            line.is_highlighted = not line.is_highlighted
     touch(live)
-    await db.flush()
-    return change
+    after = replace(facts, highlight=None if batch_id is None else shown)
+    return CartEdit(change, lines), after
+
+
+_PRODUCT_IN_SESSION = select(
+    Product.id,
+    Product.list_price,
+    select(SessionPriceOverride.id)
+    .where(
+        SessionPriceOverride.session_id == bindparam("session_id"),
+        SessionPriceOverride.product_id == Product.id,
+    )
+    .scalar_subquery(),
+    select(SessionPriceOverride.override_price)
+    .where(
+        SessionPriceOverride.session_id == bindparam("session_id"),
+        SessionPriceOverride.product_id == Product.id,
+    )
+    .scalar_subquery(),
+).where(Product.id == bindparam("product_id"))
+_CLEAR_OVERRIDE = delete(SessionPriceOverride).where(
+    SessionPriceOverride.id == bindparam("override_id")
+)
+_SET_OVERRIDE = (
+    update(SessionPriceOverride)
+    .where(SessionPriceOverride.id == bindparam("override_id"))
+    .values(override_price=bindparam("price"))
+)
+_ADD_OVERRIDE = insert(SessionPriceOverride)
+_REPRICE = (
+    update(SessionCartItem)
+    .where(SessionCartItem.id.in_(bindparam("line_ids", expanding=True)))
+    .values(unit_price=bindparam("price"))
+)
 
 
 async def set_override_price(
     db: AsyncSession,
     actor: Actor,
-    live: LiveSession,
+    facts: SessionFacts,
     *,
     product_id: int,
     price: Decimal | None,
-) -> Change:
+) -> CartEdit:
     """Set (or clear, with None) a session price, re-pricing that product's lines."""
+    live = facts.live
     require_open(live, actor)
-    product = await get_product(db, product_id)
-    old_price = await session_price(db, live, product)
+    conn = await db.connection()
+    row = (
+        await conn.execute(_PRODUCT_IN_SESSION, {"session_id": live.id, "product_id": product_id})
+    ).one_or_none()
+    if row is None:
+        raise NotFound("Product", product_id)
+    _, list_price, override_id, override = row
+    old_price = unit_price(list_price, facts.price_adjustment, override)
     if price is None:
-        await db.execute(
-            delete(SessionPriceOverride).where(
-                SessionPriceOverride.session_id == live.id,
-                SessionPriceOverride.product_id == product_id,
-            )
-        )
-    else:
-        override = await db.scalar(
-            select(SessionPriceOverride).where(
-                SessionPriceOverride.session_id == live.id,
-                SessionPriceOverride.product_id == product_id,
-            )
-        )
-        if override is None:
-            db.add(
-                SessionPriceOverride(
-                    session_id=live.id, product_id=product_id, override_price=price
-                )
-            )
-        else:
-            override.override_price = price
-    await db.flush()
-    new_price = await session_price(db, live, product)
-    for line in (
-        await db.scalars(
-            select(SessionCartItem).where(
-                SessionCartItem.session_id == live.id, SessionCartItem.product_id == product_id
-            )
-        )
-    ).all():
-        line.unit_price = new_price
+        if override_id is not None:
+            await _write(db, _CLEAR_OVERRIDE, {"override_id": override_id})
+    elif override_id is None:
+        params = {"session_id": live.id, "product_id": product_id, "override_price": price}
+        await _write(db, _ADD_OVERRIDE, params)
+    elif override != price:
+        await _write(db, _SET_OVERRIDE, {"override_id": override_id, "price": price})
+    new_price = unit_price(list_price, facts.price_adjustment, price)
+    lines = await read_lines(db, live.id)
+    repriced = [x for x in lines if x.product_id == product_id and x.unit_price != new_price]
+    if repriced:
+        await _write(db, _REPRICE, {"line_ids": [x.id for x in repriced], "price": new_price})
+        for line in repriced:
+            line.unit_price = new_price
     touch(live)
-    await db.flush()
-    return Change(
+    change = Change(
         subject={"productId": product_id},
         before={"unitPrice": str(old_price)},
         after={"unitPrice": str(new_price), "overridePrice": None if price is None else str(price)},
     )
+    return CartEdit(change, lines)

@@ -34,7 +34,6 @@ from app.domain.sessions import (
     client_view,
     client_view_of,
     create_session,
-    highlight_of,
     reschedule,
     session_for_client,
     session_for_staff,
@@ -107,13 +106,17 @@ async def set_status(
 
 
 async def _announce_edit(
-    db: AsyncSession, actor: Actor, facts: SessionFacts, edit: carts.CartEdit
+    db: AsyncSession,
+    actor: Actor,
+    facts: SessionFacts,
+    edit: carts.CartEdit,
+    event_type: EventType = EventType.CART_UPDATED,
 ) -> Announced:
-    """CART_UPDATED from what the edit already holds: no read after the change."""
+    """A cart edit's event from what the edit already holds: no read after the change."""
     return await announce(
         db,
         facts.live,
-        EventType.CART_UPDATED,
+        event_type,
         actor=actor,
         change=edit.change,
         in_hand=InHand(facts, edit.lines),
@@ -172,25 +175,17 @@ async def toggle_sample(
 async def set_override_price(
     db: AsyncSession, actor: Actor, session_id: int, *, product_id: int, price: Decimal | None
 ) -> Cart:
-    live = await session_for_staff(db, actor, session_id, for_change=True)
-    change = await carts.set_override_price(db, actor, live, product_id=product_id, price=price)
-    return (
-        await announce(db, live, EventType.PRICE_CHANGED, actor=actor, change=change)
-    ).staff.cart
+    facts = await staff_session_facts(db, actor, session_id, for_change=True)
+    edit = await carts.set_override_price(db, actor, facts, product_id=product_id, price=price)
+    return (await _announce_edit(db, actor, facts, edit, EventType.PRICE_CHANGED)).staff.cart
 
 
 async def highlight_product(
     db: AsyncSession, actor: Actor, session_id: int, *, batch_id: int | None
 ) -> Cart:
-    live = await session_for_staff(db, actor, session_id, for_change=True)
-    # The timeline names the product now shown, or when cleared the one taken down.
-    shown = await highlight_of(db, live)
-    change = await carts.highlight(db, actor, live, batch_id)
-    if batch_id is not None:
-        shown = await highlight_of(db, live)
-    if shown is not None:
-        change.subject = {"batchId": shown.batch_id, "productId": shown.product_id}
-    return (await announce(db, live, EventType.HIGHLIGHTED, actor=actor, change=change)).staff.cart
+    facts = await staff_session_facts(db, actor, session_id, for_change=True)
+    edit, facts = await carts.highlight(db, actor, facts, batch_id)
+    return (await _announce_edit(db, actor, facts, edit, EventType.HIGHLIGHTED)).staff.cart
 
 
 async def check_credit(db: AsyncSession, actor: Actor, session_id: int) -> CreditStatus:

@@ -135,6 +135,14 @@ def _client_may(actor: Actor, room_code: str, live: LiveSession | None) -> LiveS
 
 
 @dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a session has led to so far: its order and its latest sales sheet's link."""
+
+    order_id: int | None
+    share_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class SessionFacts:
     """A session with what its views show from other rows, all read in one statement.
 
@@ -323,50 +331,6 @@ async def active_session_of_client(db: AsyncSession, client_id: int) -> LiveSess
         .limit(1)
     )
     return (await db.scalars(stmt)).first()
-
-
-async def highlight_of(db: AsyncSession, live: LiveSession) -> Highlight | None:
-    if live.highlighted_batch_id is None:
-        return None
-    row = (
-        await db.execute(
-            select(Batch, Product)
-            .join(Product, Product.id == Batch.product_id)
-            .where(Batch.id == live.highlighted_batch_id)
-        )
-    ).first()
-    if row is None:
-        return None
-    batch, product = row
-    return Highlight(
-        batch_id=batch.id,
-        batch_code=batch.code,
-        product_id=product.id,
-        product_name=product.name,
-        list_price=product.list_price,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What a session has led to so far: its order and its latest sales sheet's link."""
-
-    order_id: int | None
-    share_url: str | None
-
-
-async def outcome_of(db: AsyncSession, live: LiveSession) -> Outcome:
-    # One round trip for both: a view is built for every event and every listed session.
-    order_id = select(Order.id).where(Order.session_id == live.id).scalar_subquery()
-    share_url = (
-        select(SalesSheet.share_url)
-        .where(SalesSheet.session_id == live.id)
-        .order_by(SalesSheet.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    row = (await db.execute(select(order_id, share_url))).one()
-    return Outcome(order_id=row[0], share_url=row[1])
 
 
 async def staff_view(db: AsyncSession, live: LiveSession) -> SessionView:
