@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import msgspec
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -24,6 +25,18 @@ POOL_RECYCLE_S = 3600
 _IDLE_SINCE = "idle_since"
 
 
+def _json_text(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+# JSON columns (the outbox payloads above all) through msgspec rather than the json module:
+# the same documents, written and read several times faster, and more compactly.
+_JSON_CODEC: dict[str, Any] = {
+    "json_serializer": _json_text,
+    "json_deserializer": msgspec.json.decode,
+}
+
+
 def create_engine(url: str, *, echo: bool = False, read_only: bool = False) -> AsyncEngine:
     """An engine for `url`; on MariaDB `read_only` gives one whose connections autocommit.
 
@@ -31,7 +44,7 @@ def create_engine(url: str, *, echo: bool = False, read_only: bool = False) -> A
     transaction, which under READ COMMITTED sees exactly what it would inside a transaction.
     """
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **_JSON_CODEC)
         _configure_sqlite(engine)
         return engine
     engine = create_async_engine(
@@ -49,6 +62,7 @@ def create_engine(url: str, *, echo: bool = False, read_only: bool = False) -> A
         # Row locks (SELECT ... FOR UPDATE) guard every invariant; READ COMMITTED avoids
         # the gap locks and stale snapshots of REPEATABLE READ.
         isolation_level="AUTOCOMMIT" if read_only else "READ COMMITTED",
+        **_JSON_CODEC,
     )
     _ping_after_idle(engine)
     if read_only:

@@ -29,6 +29,7 @@ from app.domain.sessions import (
     staff_view,
     staff_view_of,
     utcnow,
+    write_activity,
 )
 from app.domain.views import (
     Cart,
@@ -116,8 +117,7 @@ async def announce(
 
     `client_change` is what the client may see of `change` (the same when not given);
     `HIDDEN` marks a change that concerns staff only. With `in_hand` (whose facts are of
-    `live`) nothing is read again; the session row's changes reach the database with the
-    commit, in one UPDATE.
+    `live`) nothing is read again, and the session row is written here, in one UPDATE.
     """
     hold_through_activity(live)
     if in_hand is None:
@@ -150,4 +150,6 @@ async def announce(
         staff_only=client_change is HIDDEN,
     )
     await record_event(db, live, event_type, staff=staff, client=client)
+    if in_hand is not None:
+        await write_activity(db, live)
     return Announced(staff, client)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Batch, LiveSession, SessionCartItem
@@ -40,22 +40,29 @@ async def lock_batches(session: AsyncSession, batch_ids: Iterable[int]) -> dict[
     return batches
 
 
+_HELD = (
+    select(SessionCartItem.batch_id, func.sum(SessionCartItem.quantity))
+    .join(LiveSession, LiveSession.id == SessionCartItem.session_id)
+    .where(
+        SessionCartItem.batch_id.in_(bindparam("batch_ids", expanding=True)),
+        LiveSession.status.in_(list(OPEN_STATUSES)),
+    )
+    .group_by(SessionCartItem.batch_id)
+)
+_HELD_ELSEWHERE = _HELD.where(SessionCartItem.session_id != bindparam("session_id"))
+
+
 async def held_in_carts(
     session: AsyncSession, batch_ids: Iterable[int], *, exclude_session_id: int | None = None
 ) -> dict[int, Decimal]:
     """Quantities of each batch sitting in the carts of open sessions (samples included)."""
-    stmt = (
-        select(SessionCartItem.batch_id, func.sum(SessionCartItem.quantity))
-        .join(LiveSession, LiveSession.id == SessionCartItem.session_id)
-        .where(
-            SessionCartItem.batch_id.in_(list(batch_ids)),
-            LiveSession.status.in_(list(OPEN_STATUSES)),
-        )
-        .group_by(SessionCartItem.batch_id)
-    )
+    await session.flush()  # what this transaction changed in carts counts too
+    params: dict[str, object] = {"batch_ids": list(batch_ids)}
     if exclude_session_id is not None:
-        stmt = stmt.where(SessionCartItem.session_id != exclude_session_id)
-    rows = (await session.execute(stmt)).all()
+        params["session_id"] = exclude_session_id
+    conn = await session.connection()
+    stmt = _HELD if exclude_session_id is None else _HELD_ELSEWHERE
+    rows = (await conn.execute(stmt, params)).all()
     return {batch_id: Decimal(total or 0) for batch_id, total in rows}
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import (
@@ -148,7 +148,8 @@ class SessionFacts:
 
     The client's name and price adjustment, the highlighted batch, the order and the latest
     sales sheet: none of them changes in a cart edit, so the views of the event and of the
-    answer are built from these without reading them again.
+    answer are built from these without reading them again. Loaded by staff_session_facts or
+    client_session_facts, `live` is a copy outside the ORM session: `write_activity` saves it.
     """
 
     live: LiveSession
@@ -186,16 +187,31 @@ _FACT_COLUMNS = (
         Batch.id == LiveSession.highlighted_batch_id,
     ),
 )
-# Built once: a prepared statement's cache key is computed once, not per call.
-_FACTS_BY_ID = select(LiveSession, *_FACT_COLUMNS).where(LiveSession.id == bindparam("key"))
-_FACTS_BY_ROOM = select(LiveSession, *_FACT_COLUMNS).where(
-    LiveSession.room_code == bindparam("key")
+# Built once (a prepared statement's cache key is computed once) and run as Core on the
+# session's connection: the session comes back as a row, not through the ORM's identity map.
+_SESSION_TABLE = LiveSession.__table__
+_SESSION_KEYS = [column.key for column in _SESSION_TABLE.c]
+_FACTS_BY_ID = select(*_SESSION_TABLE.c, *_FACT_COLUMNS).where(
+    _SESSION_TABLE.c.id == bindparam("key")
 )
-_LOCKED = {"populate_existing": True}
-_FACTS_BY_ID_LOCKED = _FACTS_BY_ID.with_for_update().execution_options(**_LOCKED)
-_FACTS_BY_ROOM_LOCKED = _FACTS_BY_ROOM.with_for_update().execution_options(**_LOCKED)
+_FACTS_BY_ROOM = select(*_SESSION_TABLE.c, *_FACT_COLUMNS).where(
+    _SESSION_TABLE.c.room_code == bindparam("key")
+)
+_FACTS_BY_ID_LOCKED = _FACTS_BY_ID.with_for_update()
+_FACTS_BY_ROOM_LOCKED = _FACTS_BY_ROOM.with_for_update()
 _FACTS_OF = (
     select(*_FACT_COLUMNS).select_from(LiveSession).where(LiveSession.id == bindparam("key"))
+)
+# What a change through SessionFacts may do to the session row, written in one UPDATE.
+_WRITE_ACTIVITY = (
+    update(LiveSession)
+    .where(LiveSession.id == bindparam("session_id"))
+    .values(
+        last_activity_at=bindparam("last_activity_at"),
+        holds_expire_at=bindparam("holds_expire_at"),
+        last_event_seq=bindparam("last_event_seq"),
+        highlighted_batch_id=bindparam("highlighted_batch_id"),
+    )
 )
 
 
@@ -222,8 +238,31 @@ def _facts(live: LiveSession, row: Sequence[Any]) -> SessionFacts:
 
 
 async def _load_facts(db: AsyncSession, stmt: Any, key: object) -> SessionFacts | None:
-    row = (await db.execute(stmt, {"key": key})).one_or_none()
-    return None if row is None else _facts(row[0], row[1:])
+    conn = await db.connection()
+    row = (await conn.execute(stmt, {"key": key})).one_or_none()
+    if row is None:
+        return None
+    width = len(_SESSION_KEYS)
+    # A plain copy, never added to the ORM session: write_activity saves what changes.
+    live = LiveSession(**dict(zip(_SESSION_KEYS, row[:width], strict=True)))
+    return _facts(live, row[width:])
+
+
+async def write_activity(db: AsyncSession, live: LiveSession) -> None:
+    """Save a session loaded with its facts after a change: one UPDATE of the fields a cart
+    edit moves (activity, hold deadline, event sequence, highlight).
+    """
+    conn = await db.connection()
+    await conn.execute(
+        _WRITE_ACTIVITY,
+        {
+            "session_id": live.id,
+            "last_activity_at": live.last_activity_at,
+            "holds_expire_at": live.holds_expire_at,
+            "last_event_seq": live.last_event_seq,
+            "highlighted_batch_id": live.highlighted_batch_id,
+        },
+    )
 
 
 async def staff_session_facts(
