@@ -26,6 +26,7 @@ from app.domain.actors import Role
 from app.rpc.dispatch import Caller, Dispatcher
 from app.rpc.registry import REGISTRY
 from app.runtime import Services
+from tests import live_server, services
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.mariadb
@@ -315,3 +316,34 @@ def _client_add(world: World, batch_id: int) -> dict[str, Any]:
 
 def _highlight(world: World, index: int) -> dict[str, Any]:
     return {"sessionId": world.session_id, "batchId": world.batch_ids[index]}
+
+
+async def test_a_connection_the_server_dropped_costs_a_reconnect_not_a_failed_call(
+    wire: Wire, shop: Shop, mariadb_url: str
+) -> None:
+    """No ping per checkout, yet a dead pooled connection fails nothing: the first statement
+    of a unit of work that finds its connection gone reconnects and is sent again.
+    """
+    world = await _world(shop)
+    add, get = _add(world, world.batch_ids[0]), {"sessionId": world.session_id}
+    await shop.call("liveShopping.addToCart", add, shop.staff)
+    await shop.call("liveShopping.getSession", get, shop.staff)
+    database = mariadb_url.rsplit("/", 1)[1]
+    pooled = live_server.query(
+        mariadb_url,
+        "SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()",
+        (database,),
+    )
+    assert pooled, "the pools hold no connection to drop"
+    for (connection_id,) in pooled:
+        services.mysql_admin(f"KILL CONNECTION {int(connection_id)}")
+
+    cart, writes = await _count(wire, shop, "liveShopping.addToCart", add, shop.staff)
+    view, reads = await _count(wire, shop, "liveShopping.getSession", get, shop.staff)
+
+    assert cart["items"][0]["quantity"] == "2.0000"
+    assert view["cart"]["items"][0]["quantity"] == "2.0000"
+    # The first statement went out twice (the lost one, then again after the reconnect's own
+    # commands); everything after it once.
+    for commands in (writes, reads):
+        assert commands.count(commands[0]) == 2, commands

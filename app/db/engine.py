@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from sqlalchemy import event, exc
@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.util import await_
 
 # Execution option a write transaction sets so SQLite takes its write lock at BEGIN,
 # serialising writers up front instead of failing at the first write (SQLITE_BUSY).
@@ -23,6 +24,8 @@ IDLE_PING_AFTER_S = 30.0
 # Below MariaDB's wait_timeout (8 h by default): the server never drops a pooled connection.
 POOL_RECYCLE_S = 3600
 _IDLE_SINCE = "idle_since"
+_NOTHING_SENT = "nothing_sent_in_transaction"
+_READ_COMMITTED = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
 
 
 def _json_text(value: Any) -> str:
@@ -62,9 +65,12 @@ def create_engine(url: str, *, echo: bool = False, read_only: bool = False) -> A
         # Row locks (SELECT ... FOR UPDATE) guard every invariant; READ COMMITTED avoids
         # the gap locks and stale snapshots of REPEATABLE READ.
         isolation_level="AUTOCOMMIT" if read_only else "READ COMMITTED",
+        # Also part of the driver's own (re)connect, which _retry_first_statement relies on.
+        connect_args={} if read_only else {"init_command": _READ_COMMITTED},
         **_JSON_CODEC,
     )
     _ping_after_idle(engine)
+    _retry_first_statement(engine)
     if read_only:
         _skip_transaction_ends(engine.sync_engine.dialect)
     return engine
@@ -87,6 +93,44 @@ def _ping_after_idle(engine: AsyncEngine) -> None:
         except Exception as error:
             # The pool discards this connection and checks out (or opens) another.
             raise exc.DisconnectionError(f"pooled connection failed its ping: {error}") from error
+
+
+def _retry_first_statement(engine: AsyncEngine) -> None:
+    """A connection found dead by the first statement of a transaction is reconnected and the
+    statement sent again, once.
+
+    Nothing of the unit of work has reached the server before its first statement, so sending
+    it again on a new connection is the same as retrying the whole unit of work. This is what
+    keeps dead connections harmless without a ping per checkout: a server restart or a dropped
+    connection costs one reconnect, not a failed call. A disconnect later in a transaction
+    still fails the call (what was sent is lost with the connection).
+    """
+    sync_engine = engine.sync_engine
+    dialect = sync_engine.dialect
+    send = dialect.do_execute
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.info[_NOTHING_SENT] = True
+
+    @event.listens_for(sync_engine, "after_cursor_execute")
+    def _after_execute(conn: Connection, *_args: Any) -> None:
+        conn.info[_NOTHING_SENT] = False
+
+    def do_execute(cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
+        try:
+            send(cursor, statement, parameters, context)
+        except Exception as error:
+            first = context is not None and context.root_connection.info.get(_NOTHING_SENT)
+            if not (first and dialect.is_disconnect(cast(Any, error), None, cursor)):
+                raise
+            # The adapted cursor's driver connection: ping(reconnect=True) opens a new socket
+            # on the same connection object (re-running init_command and autocommit), so the
+            # cursor and the pool's record stay valid.
+            await_(cursor._connection.ping(reconnect=True))
+            send(cursor, statement, parameters, context)
+
+    dialect.do_execute = do_execute  # type: ignore[method-assign]
 
 
 def _skip_transaction_ends(dialect: Dialect) -> None:
