@@ -21,7 +21,7 @@ from app.db.models import (
 from app.domain.actors import Actor, Role
 from app.domain.decimals import to_quantity
 from app.domain.errors import Forbidden, LimitExceeded, NotFound
-from app.domain.holds import held_in_carts, net_of, require_available
+from app.domain.holds import HELD_OF_BATCH, held_in_carts, net_of, require_available
 from app.domain.pricing import line_subtotal, unit_price
 from app.domain.sessions import SessionFacts, require_open, touch
 from app.domain.views import Cart, CartLine, Change, ClientCart, ClientCartLine, Highlight
@@ -92,6 +92,10 @@ _UPDATE_LINE = (
     )
 )
 _DELETE_LINE = delete(SessionCartItem).where(SessionCartItem.id == bindparam("line_id"))
+
+
+# The cart and, on every row, what all open carts hold of one batch (see HELD_OF_BATCH).
+_LINES_AND_HELD = _LINES.add_columns(HELD_OF_BATCH)
 
 
 async def read_lines(db: AsyncSession, session_id: int) -> list[Line]:
@@ -262,16 +266,35 @@ async def _lock_batch(db: AsyncSession, session_id: int, batch_id: int) -> _Lock
     return _LockedBatch(*row)
 
 
-async def _hold_more(db: AsyncSession, batch: _LockedBatch, more: Decimal) -> None:
+async def _hold_more(
+    db: AsyncSession, batch: _LockedBatch, more: Decimal, *, held: Decimal | None = None
+) -> None:
     """Refuse unless `more` units of the batch are still free (the batch row is locked).
 
     Counted against every open cart, this one included: a session may hold one batch on
     several lines (paid and sample, host's and client's), so what must fit is the increase,
-    not the new quantity of one line.
+    not the new quantity of one line. `held`, when the caller read it after the lock, saves
+    reading it again.
     """
-    held = await held_in_carts(db, [batch.id])
-    available = net_of(batch.on_hand_qty, batch.reserved_qty, held.get(batch.id, ZERO))
+    if held is None:
+        held = (await held_in_carts(db, [batch.id])).get(batch.id, ZERO)
+    available = net_of(batch.on_hand_qty, batch.reserved_qty, held)
     require_available({batch.id: more}, {batch.id: available})
+
+
+async def _lines_and_held(
+    db: AsyncSession, session_id: int, batch_id: int
+) -> tuple[list[Line], Decimal | None]:
+    """The cart, and what open carts hold of the (locked) batch: None when the cart is empty
+    (the sum rides on the cart's rows).
+    """
+    conn = await db.connection()
+    rows: Any = await conn.execute(
+        _LINES_AND_HELD, {"session_id": session_id, "held_batch_id": batch_id}
+    )
+    rows = rows.all()
+    held = Decimal(rows[0][-1]) if rows else None
+    return [Line(*row[:-1]) for row in rows], held
 
 
 async def _write(db: AsyncSession, stmt: Any, params: dict[str, Any]) -> Any:
@@ -310,14 +333,14 @@ async def add_to_cart(
     live = facts.live
     require_open(live, actor)
     batch = await _lock_batch(db, live.id, batch_id)
-    lines = await read_lines(db, live.id)
+    lines, held = await _lines_and_held(db, live.id, batch_id)
     key = LineKey(batch_id, is_sample, _side_of(actor))
     line = _find(lines, key)
     if line is None and len(lines) >= max_items:
         raise LimitExceeded(
             f"The cart already holds the maximum of {max_items} lines", limit=max_items
         )
-    await _hold_more(db, batch, quantity)
+    await _hold_more(db, batch, quantity, held=held)
     before = None if line is None else _quantity(line)
     if line is None:
         line = Line(

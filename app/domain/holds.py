@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.db.models import Batch, LiveSession, SessionCartItem
 from app.domain.errors import InsufficientInventory, NotFound
@@ -50,6 +51,21 @@ _HELD = (
     .group_by(SessionCartItem.batch_id)
 )
 _HELD_ELSEWHERE = _HELD.where(SessionCartItem.session_id != bindparam("session_id"))
+
+_items, _sessions = aliased(SessionCartItem), aliased(LiveSession)
+# The same sum for the one batch bound as `held_batch_id`, as a column another read can carry
+# (uncorrelated: it never joins the enclosing query's rows). Read in a statement that starts
+# after the batch row is locked, it counts every hold committed before the lock was granted.
+HELD_OF_BATCH = (
+    select(func.coalesce(func.sum(_items.quantity), 0))
+    .join(_sessions, _sessions.id == _items.session_id)
+    .where(
+        _items.batch_id == bindparam("held_batch_id"),
+        _sessions.status.in_(list(OPEN_STATUSES)),
+    )
+    .correlate(None)
+    .scalar_subquery()
+)
 
 
 async def held_in_carts(
