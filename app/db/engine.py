@@ -115,22 +115,38 @@ def _retry_first_statement(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "after_cursor_execute")
     def _after_execute(conn: Connection, *_args: Any) -> None:
-        conn.info[_NOTHING_SENT] = False
+        statement_sent(conn)
 
     def do_execute(cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
         try:
             send(cursor, statement, parameters, context)
         except Exception as error:
-            first = context is not None and context.root_connection.info.get(_NOTHING_SENT)
-            if not (first and dialect.is_disconnect(cast(Any, error), None, cursor)):
+            if context is None or not reconnected(context.root_connection, cursor, error):
                 raise
-            # The adapted cursor's driver connection: ping(reconnect=True) opens a new socket
-            # on the same connection object (re-running init_command and autocommit), so the
-            # cursor and the pool's record stay valid.
-            await_(cursor._connection.ping(reconnect=True))
             send(cursor, statement, parameters, context)
 
     dialect.do_execute = do_execute  # type: ignore[method-assign]
+
+
+def statement_sent(conn: Connection) -> None:
+    """Note that this transaction has sent a statement (see `reconnected`)."""
+    conn.info[_NOTHING_SENT] = False
+
+
+def reconnected(conn: Connection, cursor: Any, error: Exception) -> bool:
+    """After `error` on the first statement of a transaction: whether it was a lost connection,
+    now reconnected, so that the statement can be sent again (once).
+    """
+    if not conn.info.get(_NOTHING_SENT) or not conn.dialect.is_disconnect(
+        cast(Any, error), None, cursor
+    ):
+        return False
+    conn.info[_NOTHING_SENT] = False
+    # The adapted cursor's driver connection: ping(reconnect=True) opens a new socket on the
+    # same connection object (re-running init_command and autocommit), so the cursor and the
+    # pool's record stay valid.
+    await_(cursor._connection.ping(reconnect=True))
+    return True
 
 
 def _skip_transaction_ends(dialect: Dialect) -> None:

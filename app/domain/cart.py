@@ -17,7 +17,9 @@ from app.db.models import (
     Product,
     SessionCartItem,
     SessionPriceOverride,
+    utcnow,
 )
+from app.db.prepared import Prepared
 from app.domain.actors import Actor, Role
 from app.domain.decimals import to_quantity
 from app.domain.errors import Forbidden, LimitExceeded, NotFound
@@ -81,27 +83,46 @@ _LINES = (
     .where(SessionCartItem.session_id == bindparam("session_id"))
     .order_by(SessionCartItem.id)
 )
-_INSERT_LINE = insert(SessionCartItem)
-_UPDATE_LINE = (
+_READ_LINES = Prepared(_LINES)
+_INSERT_LINE = Prepared(
+    insert(SessionCartItem).values(
+        {
+            column: bindparam(column)
+            for column in (
+                "session_id",
+                "batch_id",
+                "product_id",
+                "quantity",
+                "unit_price",
+                "added_by_role",
+                "is_sample",
+                "is_highlighted",
+                "created_at",
+                "updated_at",
+            )
+        }
+    )
+)
+_UPDATE_LINE = Prepared(
     update(SessionCartItem)
     .where(SessionCartItem.id == bindparam("line_id"))
     .values(
         quantity=bindparam("quantity"),
         is_sample=bindparam("is_sample"),
         is_highlighted=bindparam("is_highlighted"),
+        updated_at=bindparam("updated_at"),
     )
 )
-_DELETE_LINE = delete(SessionCartItem).where(SessionCartItem.id == bindparam("line_id"))
+_DELETE_LINE = Prepared(delete(SessionCartItem).where(SessionCartItem.id == bindparam("line_id")))
 
 
 # The cart and, on every row, what all open carts hold of one batch (see HELD_OF_BATCH).
-_LINES_AND_HELD = _LINES.add_columns(HELD_OF_BATCH)
+_LINES_AND_HELD = Prepared(_LINES.add_columns(HELD_OF_BATCH))
 
 
 async def read_lines(db: AsyncSession, session_id: int) -> list[Line]:
     """The session's cart lines in the order they were added (flush pending changes first)."""
-    conn = await db.connection()
-    rows: Any = await conn.execute(_LINES, {"session_id": session_id})
+    rows: Any = await _READ_LINES.rows(db, {"session_id": session_id})
     return [Line(*row) for row in rows]
 
 
@@ -221,7 +242,7 @@ class CartEdit:
 # The batch a line is about, locked, with what a new line needs: its product and the price
 # of that product in this session. The session row is locked first (lock order: session,
 # then batch); overrides change only under that session lock, so reading them is safe.
-_BATCH_FOR_CART = (
+_BATCH_FOR_CART = Prepared(
     select(
         Batch.id,
         Batch.code,
@@ -257,13 +278,10 @@ class _LockedBatch:
 
 
 async def _lock_batch(db: AsyncSession, session_id: int, batch_id: int) -> _LockedBatch:
-    conn = await db.connection()
-    row = (
-        await conn.execute(_BATCH_FOR_CART, {"session_id": session_id, "batch_id": batch_id})
-    ).one_or_none()
-    if row is None:
+    rows = await _BATCH_FOR_CART.rows(db, {"session_id": session_id, "batch_id": batch_id})
+    if not rows:
         raise NotFound("Batch", batch_id)
-    return _LockedBatch(*row)
+    return _LockedBatch(*rows[0])
 
 
 async def _hold_more(
@@ -288,11 +306,9 @@ async def _lines_and_held(
     """The cart, and what open carts hold of the (locked) batch: None when the cart is empty
     (the sum rides on the cart's rows).
     """
-    conn = await db.connection()
-    rows: Any = await conn.execute(
-        _LINES_AND_HELD, {"session_id": session_id, "held_batch_id": batch_id}
+    rows: Any = await _LINES_AND_HELD.rows(
+        db, {"session_id": session_id, "held_batch_id": batch_id}
     )
-    rows = rows.all()
     held = Decimal(rows[0][-1]) if rows else None
     return [Line(*row[:-1]) for row in rows], held
 
@@ -303,14 +319,14 @@ async def _write(db: AsyncSession, stmt: Any, params: dict[str, Any]) -> Any:
 
 
 async def _save(db: AsyncSession, line: Line) -> None:
-    await _write(
+    await _UPDATE_LINE.write(
         db,
-        _UPDATE_LINE,
         {
             "line_id": line.id,
             "quantity": line.quantity,
             "is_sample": line.is_sample,
             "is_highlighted": line.is_highlighted,
+            "updated_at": utcnow(),
         },
     )
 
@@ -357,9 +373,9 @@ async def add_to_cart(
             added_by=key.added_by,
             unit_cogs=batch.unit_cogs,
         )
-        inserted = await _write(
+        now = utcnow()
+        line.id = await _INSERT_LINE.write(
             db,
-            _INSERT_LINE,
             {
                 "session_id": live.id,
                 "batch_id": line.batch_id,
@@ -369,9 +385,10 @@ async def add_to_cart(
                 "added_by_role": line.added_by,
                 "is_sample": line.is_sample,
                 "is_highlighted": line.is_highlighted,
+                "created_at": now,
+                "updated_at": now,
             },
         )
-        line.id = inserted.inserted_primary_key[0]
         lines.append(line)
     else:
         line.quantity = to_quantity(line.quantity + quantity)
@@ -431,7 +448,7 @@ async def remove_from_cart(
     lines = await read_lines(db, live.id)
     line = _own_line(actor, lines, cart_item_id)
     change = Change(subject=_subject(line), before=_quantity(line), after=None)
-    await _write(db, _DELETE_LINE, {"line_id": line.id})
+    await _DELETE_LINE.write(db, {"line_id": line.id})
     lines.remove(line)
     touch(live)
     return CartEdit(change, lines)
@@ -461,7 +478,7 @@ async def set_sample(
             twin.quantity = to_quantity(twin.quantity + line.quantity)
             twin.is_highlighted = _is_highlighted(live, twin.batch_id)
             await _save(db, twin)
-            await _write(db, _DELETE_LINE, {"line_id": line.id})
+            await _DELETE_LINE.write(db, {"line_id": line.id})
             lines.remove(line)
             change.after = {"isSample": is_sample, "mergedInto": twin.id}
     touch(live)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -61,7 +61,8 @@ HELD_OF_BATCH = (
     .join(_sessions, _sessions.id == _items.session_id)
     .where(
         _items.batch_id == bindparam("held_batch_id"),
-        _sessions.status.in_(list(OPEN_STATUSES)),
+        # Constants in the SQL text, not bound values: the statement is compiled once.
+        _sessions.status.in_([literal_column(f"'{s.value}'") for s in sorted(OPEN_STATUSES)]),
     )
     .correlate(None)
     .scalar_subquery()

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import LiveSession, SessionEvent
+from app.db.models import LiveSession, SessionEvent, utcnow
+from app.db.prepared import Prepared
 
 OUTBOX_KEY = "outbox_appended"
 
@@ -52,7 +53,14 @@ def appended_events(db: AsyncSession) -> list[AppendedEvent]:
     return events
 
 
-_INSERT_EVENT = insert(SessionEvent)
+_INSERT_EVENT = Prepared(
+    insert(SessionEvent).values(
+        {
+            column: bindparam(column)
+            for column in ("session_id", "seq", "type", "payload", "created_at")
+        }
+    )
+)
 
 
 async def record_event(
@@ -74,14 +82,14 @@ async def record_event(
         "staff": msgspec.to_builtins(staff),
         "client": msgspec.to_builtins(client),
     }
-    conn = await db.connection()
-    await conn.execute(
-        _INSERT_EVENT,
+    await _INSERT_EVENT.write(
+        db,
         {
             "session_id": live.id,
             "seq": live.last_event_seq,
             "type": event_type.value,
             "payload": payload,
+            "created_at": utcnow(),
         },
     )
     appended: list[AppendedEvent] = db.info.setdefault(OUTBOX_KEY, [])

@@ -21,6 +21,7 @@ from app.db.models import (
     SalesSheet,
     SessionStatus,
 )
+from app.db.prepared import Prepared
 from app.domain.actors import Actor, Role
 from app.domain.clients import get_client
 from app.domain.errors import Forbidden, InvalidInput, NotFound, PreconditionFailed
@@ -191,19 +192,19 @@ _FACT_COLUMNS = (
 # session's connection: the session comes back as a row, not through the ORM's identity map.
 _SESSION_TABLE = LiveSession.__table__
 _SESSION_KEYS = [column.key for column in _SESSION_TABLE.c]
-_FACTS_BY_ID = select(*_SESSION_TABLE.c, *_FACT_COLUMNS).where(
-    _SESSION_TABLE.c.id == bindparam("key")
-)
-_FACTS_BY_ROOM = select(*_SESSION_TABLE.c, *_FACT_COLUMNS).where(
+_BY_ID = select(*_SESSION_TABLE.c, *_FACT_COLUMNS).where(_SESSION_TABLE.c.id == bindparam("key"))
+_BY_ROOM = select(*_SESSION_TABLE.c, *_FACT_COLUMNS).where(
     _SESSION_TABLE.c.room_code == bindparam("key")
 )
-_FACTS_BY_ID_LOCKED = _FACTS_BY_ID.with_for_update()
-_FACTS_BY_ROOM_LOCKED = _FACTS_BY_ROOM.with_for_update()
+_FACTS_BY_ID = Prepared(_BY_ID)
+_FACTS_BY_ROOM = Prepared(_BY_ROOM)
+_FACTS_BY_ID_LOCKED = Prepared(_BY_ID.with_for_update())
+_FACTS_BY_ROOM_LOCKED = Prepared(_BY_ROOM.with_for_update())
 _FACTS_OF = (
     select(*_FACT_COLUMNS).select_from(LiveSession).where(LiveSession.id == bindparam("key"))
 )
 # What a change through SessionFacts may do to the session row, written in one UPDATE.
-_WRITE_ACTIVITY = (
+_WRITE_ACTIVITY = Prepared(
     update(LiveSession)
     .where(LiveSession.id == bindparam("session_id"))
     .values(
@@ -237,11 +238,11 @@ def _facts(live: LiveSession, row: Sequence[Any]) -> SessionFacts:
     )
 
 
-async def _load_facts(db: AsyncSession, stmt: Any, key: object) -> SessionFacts | None:
-    conn = await db.connection()
-    row = (await conn.execute(stmt, {"key": key})).one_or_none()
-    if row is None:
+async def _load_facts(db: AsyncSession, stmt: Prepared, key: object) -> SessionFacts | None:
+    rows = await stmt.rows(db, {"key": key})
+    if not rows:
         return None
+    row = rows[0]
     width = len(_SESSION_KEYS)
     # A plain copy, never added to the ORM session: write_activity saves what changes.
     live = LiveSession(**dict(zip(_SESSION_KEYS, row[:width], strict=True)))
@@ -252,9 +253,8 @@ async def write_activity(db: AsyncSession, live: LiveSession) -> None:
     """Save a session loaded with its facts after a change: one UPDATE of the fields a cart
     edit moves (activity, hold deadline, event sequence, highlight).
     """
-    conn = await db.connection()
-    await conn.execute(
-        _WRITE_ACTIVITY,
+    await _WRITE_ACTIVITY.write(
+        db,
         {
             "session_id": live.id,
             "last_activity_at": live.last_activity_at,
