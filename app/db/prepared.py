@@ -46,6 +46,8 @@ class Prepared:
     def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
         self._plans: weakref.WeakKeyDictionary[Dialect, _Plan] = weakref.WeakKeyDictionary()
+        # A process serves one database: the last plan is almost always the one wanted.
+        self._last: tuple[weakref.ref[Dialect], _Plan] | None = None
 
     async def rows(self, db: AsyncSession, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run a SELECT in the session's transaction; rows with their values typed."""
@@ -60,6 +62,8 @@ class Prepared:
         return last_id
 
     def _plan(self, dialect: Dialect) -> _Plan:
+        if self._last is not None and self._last[0]() is dialect:
+            return self._last[1]
         plan = self._plans.get(dialect)
         if plan is None:
             compiled: Any = self.statement.compile(dialect=dialect)
@@ -78,6 +82,7 @@ class Prepared:
                 ),
             )
             self._plans[dialect] = plan
+        self._last = (weakref.ref(dialect), plan)
         return plan
 
     def _run(self, conn: Connection, params: Mapping[str, Any], fetch: bool) -> Any:

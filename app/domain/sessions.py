@@ -200,7 +200,7 @@ _FACTS_BY_ID = Prepared(_BY_ID)
 _FACTS_BY_ROOM = Prepared(_BY_ROOM)
 _FACTS_BY_ID_LOCKED = Prepared(_BY_ID.with_for_update())
 _FACTS_BY_ROOM_LOCKED = Prepared(_BY_ROOM.with_for_update())
-_FACTS_OF = (
+_FACTS_OF = Prepared(
     select(*_FACT_COLUMNS).select_from(LiveSession).where(LiveSession.id == bindparam("key"))
 )
 # What a change through SessionFacts may do to the session row, written in one UPDATE.
@@ -289,7 +289,8 @@ async def client_session_facts(
 
 async def facts_of(db: AsyncSession, live: LiveSession) -> SessionFacts:
     """The facts of a session already loaded (one round trip, after any pending change)."""
-    row = (await db.execute(_FACTS_OF, {"key": live.id})).one()
+    await db.flush()
+    (row,) = await _FACTS_OF.rows(db, {"key": live.id})
     return _facts(live, row)
 
 
