@@ -54,7 +54,9 @@ def create_engine(url: str, *, echo: bool = False, read_only: bool = False) -> A
         url,
         echo=echo,
         pool_size=10,
-        max_overflow=20,
+        # Reads hold a connection for one or two statements, so their pool needs less
+        # overflow: a worker opens at most 30 write and 20 read connections.
+        max_overflow=10 if read_only else 20,
         pool_recycle=POOL_RECYCLE_S,
         # No ping per checkout (a round trip on every call); see _ping_after_idle.
         pool_pre_ping=False,
