@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,9 +11,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import LiveSession
 from app.domain.actors import Actor
-from app.domain.cart import both_carts, client_cart, staff_cart
+from app.domain.cart import (
+    Line,
+    both_carts,
+    client_cart,
+    client_cart_of,
+    staff_cart,
+    staff_cart_of,
+)
 from app.domain.outbox import EventType, record_event
-from app.domain.sessions import both_views, client_view, hold_through_activity, staff_view, utcnow
+from app.domain.sessions import (
+    SessionFacts,
+    both_views,
+    client_view,
+    client_view_of,
+    hold_through_activity,
+    staff_view,
+    staff_view_of,
+    utcnow,
+    write_activity,
+)
 from app.domain.views import (
     Cart,
     Change,
@@ -66,6 +84,16 @@ HIDDEN = Hidden.HIDDEN
 
 
 @dataclass(frozen=True, slots=True)
+class InHand:
+    """The state after a change, already read under the session lock: the session's facts
+    and the cart's lines. An event built from it costs no read (a cart edit reads them once).
+    """
+
+    facts: SessionFacts
+    lines: Sequence[Line]
+
+
+@dataclass(frozen=True, slots=True)
 class Announced:
     """What an announced change looks like to each side; callers answer with these too."""
 
@@ -83,16 +111,23 @@ async def announce(
     client_change: Change | Hidden | None = None,
     order_id: int | None = None,
     share_url: str | None = None,
+    in_hand: InHand | None = None,
 ) -> Announced:
     """Record one change as an event: full state after it, for each side, with its actor.
 
     `client_change` is what the client may see of `change` (the same when not given);
-    `HIDDEN` marks a change that concerns staff only.
+    `HIDDEN` marks a change that concerns staff only. With `in_hand` (whose facts are of
+    `live`) nothing is read again, and the session row is written here, in one UPDATE.
     """
     hold_through_activity(live)
-    await db.flush()
-    session, client_session = await both_views(db, live)
-    cart, client_cart_ = await both_carts(db, live.id)
+    if in_hand is None:
+        await db.flush()
+        session, client_session = await both_views(db, live)
+        cart, client_cart_ = await both_carts(db, live.id)
+    else:
+        assert in_hand.facts.live is live
+        session, client_session = staff_view_of(in_hand.facts), client_view_of(in_hand.facts)
+        cart, client_cart_ = staff_cart_of(in_hand.lines), client_cart_of(in_hand.lines)
     now = utcnow()
     by = None if actor is None else EventActor(user_id=actor.user_id, role=actor.role)
     staff = StaffEvent(
@@ -114,5 +149,7 @@ async def announce(
         change=None if client_change is HIDDEN else client_change or change,
         staff_only=client_change is HIDDEN,
     )
-    record_event(db, live, event_type, staff=staff, client=client)
+    await record_event(db, live, event_type, staff=staff, client=client)
+    if in_hand is not None:
+        await write_activity(db, live)
     return Announced(staff, client)

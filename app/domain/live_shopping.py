@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import LiveSession, SalesSheet, SessionStatus
 from app.domain import cart as carts
 from app.domain.actors import Actor
-from app.domain.announce import HIDDEN, Hidden, announce
+from app.domain.announce import HIDDEN, Announced, Hidden, InHand, announce
 from app.domain.conversion import convert_session_to_order
 from app.domain.credit import CreditStatus, credit_status
 from app.domain.errors import InvalidInput, PreconditionFailed
@@ -26,16 +26,20 @@ from app.domain.sales_sheets import generate_sales_sheet
 from app.domain.sessions import (
     DEFAULT_TIMEOUT_MINS,
     TIMEOUT_KEY,
+    SessionFacts,
     active_session_of_client,
     change_status,
     checkout_pending,
+    client_session_facts,
     client_view,
+    client_view_of,
     create_session,
-    highlight_of,
     reschedule,
     session_for_client,
     session_for_staff,
+    staff_session_facts,
     staff_view,
+    staff_view_of,
     timeout_of,
     touch,
     utcnow,
@@ -85,8 +89,8 @@ async def open_session(
 async def get_for_staff(
     db: AsyncSession, actor: Actor, session_id: int
 ) -> tuple[SessionView, Cart]:
-    live = await session_for_staff(db, actor, session_id)
-    return await staff_view(db, live), await carts.staff_cart(db, live.id)
+    facts = await staff_session_facts(db, actor, session_id)
+    return staff_view_of(facts), carts.staff_cart_of(await carts.read_lines(db, facts.live.id))
 
 
 async def set_status(
@@ -101,6 +105,24 @@ async def set_status(
     ).staff.session
 
 
+async def _announce_edit(
+    db: AsyncSession,
+    actor: Actor,
+    facts: SessionFacts,
+    edit: carts.CartEdit,
+    event_type: EventType = EventType.CART_UPDATED,
+) -> Announced:
+    """A cart edit's event from what the edit already holds: no read after the change."""
+    return await announce(
+        db,
+        facts.live,
+        event_type,
+        actor=actor,
+        change=edit.change,
+        in_hand=InHand(facts, edit.lines),
+    )
+
+
 async def staff_add_to_cart(
     db: AsyncSession,
     actor: Actor,
@@ -111,67 +133,59 @@ async def staff_add_to_cart(
     is_sample: bool,
     limits: Limits,
 ) -> Cart:
-    live = await session_for_staff(db, actor, session_id, for_change=True)
-    change = await carts.add_to_cart(
+    facts = await staff_session_facts(db, actor, session_id, for_change=True)
+    edit = await carts.add_to_cart(
         db,
         actor,
-        live,
+        facts,
         batch_id=batch_id,
         quantity=quantity,
         is_sample=is_sample,
         max_items=limits.max_cart_items,
     )
-    return (await announce(db, live, EventType.CART_UPDATED, actor=actor, change=change)).staff.cart
+    return (await _announce_edit(db, actor, facts, edit)).staff.cart
 
 
 async def staff_update_quantity(
     db: AsyncSession, actor: Actor, session_id: int, *, cart_item_id: int, quantity: Decimal
 ) -> Cart:
-    live = await session_for_staff(db, actor, session_id, for_change=True)
-    change = await carts.update_quantity(
-        db, actor, live, cart_item_id=cart_item_id, quantity=quantity
+    facts = await staff_session_facts(db, actor, session_id, for_change=True)
+    edit = await carts.update_quantity(
+        db, actor, facts, cart_item_id=cart_item_id, quantity=quantity
     )
-    return (await announce(db, live, EventType.CART_UPDATED, actor=actor, change=change)).staff.cart
+    return (await _announce_edit(db, actor, facts, edit)).staff.cart
 
 
 async def staff_remove_from_cart(
     db: AsyncSession, actor: Actor, session_id: int, *, cart_item_id: int
 ) -> Cart:
-    live = await session_for_staff(db, actor, session_id, for_change=True)
-    change = await carts.remove_from_cart(db, actor, live, cart_item_id=cart_item_id)
-    return (await announce(db, live, EventType.CART_UPDATED, actor=actor, change=change)).staff.cart
+    facts = await staff_session_facts(db, actor, session_id, for_change=True)
+    edit = await carts.remove_from_cart(db, actor, facts, cart_item_id=cart_item_id)
+    return (await _announce_edit(db, actor, facts, edit)).staff.cart
 
 
 async def toggle_sample(
     db: AsyncSession, actor: Actor, session_id: int, *, cart_item_id: int, is_sample: bool
 ) -> Cart:
-    live = await session_for_staff(db, actor, session_id, for_change=True)
-    change = await carts.set_sample(db, actor, live, cart_item_id=cart_item_id, is_sample=is_sample)
-    return (await announce(db, live, EventType.CART_UPDATED, actor=actor, change=change)).staff.cart
+    facts = await staff_session_facts(db, actor, session_id, for_change=True)
+    edit = await carts.set_sample(db, actor, facts, cart_item_id=cart_item_id, is_sample=is_sample)
+    return (await _announce_edit(db, actor, facts, edit)).staff.cart
 
 
 async def set_override_price(
     db: AsyncSession, actor: Actor, session_id: int, *, product_id: int, price: Decimal | None
 ) -> Cart:
-    live = await session_for_staff(db, actor, session_id, for_change=True)
-    change = await carts.set_override_price(db, actor, live, product_id=product_id, price=price)
-    return (
-        await announce(db, live, EventType.PRICE_CHANGED, actor=actor, change=change)
-    ).staff.cart
+    facts = await staff_session_facts(db, actor, session_id, for_change=True)
+    edit = await carts.set_override_price(db, actor, facts, product_id=product_id, price=price)
+    return (await _announce_edit(db, actor, facts, edit, EventType.PRICE_CHANGED)).staff.cart
 
 
 async def highlight_product(
     db: AsyncSession, actor: Actor, session_id: int, *, batch_id: int | None
 ) -> Cart:
-    live = await session_for_staff(db, actor, session_id, for_change=True)
-    # The timeline names the product now shown, or when cleared the one taken down.
-    shown = await highlight_of(db, live)
-    change = await carts.highlight(db, actor, live, batch_id)
-    if batch_id is not None:
-        shown = await highlight_of(db, live)
-    if shown is not None:
-        change.subject = {"batchId": shown.batch_id, "productId": shown.product_id}
-    return (await announce(db, live, EventType.HIGHLIGHTED, actor=actor, change=change)).staff.cart
+    facts = await staff_session_facts(db, actor, session_id, for_change=True)
+    edit, facts = await carts.highlight(db, actor, facts, batch_id)
+    return (await _announce_edit(db, actor, facts, edit, EventType.HIGHLIGHTED)).staff.cart
 
 
 async def check_credit(db: AsyncSession, actor: Actor, session_id: int) -> CreditStatus:
@@ -273,8 +287,8 @@ async def client_active_session(db: AsyncSession, actor: Actor) -> ClientSession
 async def client_join(
     db: AsyncSession, actor: Actor, room_code: str
 ) -> tuple[ClientSessionView, ClientCart]:
-    live = await session_for_client(db, actor, room_code)
-    return await client_view(db, live), await carts.client_cart(db, live.id)
+    facts = await client_session_facts(db, actor, room_code)
+    return client_view_of(facts), carts.client_cart_of(await carts.read_lines(db, facts.live.id))
 
 
 async def client_add_to_cart(
@@ -286,41 +300,35 @@ async def client_add_to_cart(
     quantity: Decimal,
     limits: Limits,
 ) -> ClientCart:
-    live = await session_for_client(db, actor, room_code, for_change=True)
-    change = await carts.add_to_cart(
+    facts = await client_session_facts(db, actor, room_code, for_change=True)
+    edit = await carts.add_to_cart(
         db,
         actor,
-        live,
+        facts,
         batch_id=batch_id,
         quantity=quantity,
         is_sample=False,
         max_items=limits.max_cart_items,
     )
-    return (
-        await announce(db, live, EventType.CART_UPDATED, actor=actor, change=change)
-    ).client.cart
+    return (await _announce_edit(db, actor, facts, edit)).client.cart
 
 
 async def client_update_quantity(
     db: AsyncSession, actor: Actor, room_code: str, *, cart_item_id: int, quantity: Decimal
 ) -> ClientCart:
-    live = await session_for_client(db, actor, room_code, for_change=True)
-    change = await carts.update_quantity(
-        db, actor, live, cart_item_id=cart_item_id, quantity=quantity
+    facts = await client_session_facts(db, actor, room_code, for_change=True)
+    edit = await carts.update_quantity(
+        db, actor, facts, cart_item_id=cart_item_id, quantity=quantity
     )
-    return (
-        await announce(db, live, EventType.CART_UPDATED, actor=actor, change=change)
-    ).client.cart
+    return (await _announce_edit(db, actor, facts, edit)).client.cart
 
 
 async def client_remove_from_cart(
     db: AsyncSession, actor: Actor, room_code: str, *, cart_item_id: int
 ) -> ClientCart:
-    live = await session_for_client(db, actor, room_code, for_change=True)
-    change = await carts.remove_from_cart(db, actor, live, cart_item_id=cart_item_id)
-    return (
-        await announce(db, live, EventType.CART_UPDATED, actor=actor, change=change)
-    ).client.cart
+    facts = await client_session_facts(db, actor, room_code, for_change=True)
+    edit = await carts.remove_from_cart(db, actor, facts, cart_item_id=cart_item_id)
+    return (await _announce_edit(db, actor, facts, edit)).client.cart
 
 
 async def request_checkout(db: AsyncSession, actor: Actor, room_code: str) -> datetime:

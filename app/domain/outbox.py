@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import LiveSession, SessionEvent
+from app.db.models import LiveSession, SessionEvent, utcnow
+from app.db.prepared import Prepared
 
 OUTBOX_KEY = "outbox_appended"
 
@@ -52,31 +53,47 @@ def appended_events(db: AsyncSession) -> list[AppendedEvent]:
     return events
 
 
-def record_event(
+_INSERT_EVENT = Prepared(
+    insert(SessionEvent).values(
+        {
+            column: bindparam(column)
+            for column in ("session_id", "seq", "type", "payload", "created_at")
+        }
+    )
+)
+
+
+async def record_event(
     db: AsyncSession,
     live: LiveSession,
     event_type: EventType,
     *,
     staff: msgspec.Struct,
     client: msgspec.Struct,
-) -> SessionEvent:
+) -> None:
     """Append one event with its staff payload and its separate client projection.
 
     The caller holds the session row lock, so the per-session sequence cannot race; the
-    unique (session_id, seq) constraint is the backstop.
+    unique (session_id, seq) constraint is the backstop. The row goes in at once by a Core
+    INSERT; the bumped `last_event_seq` goes with the session's other changes at flush.
     """
     live.last_event_seq += 1
     payload: dict[str, Any] = {
         "staff": msgspec.to_builtins(staff),
         "client": msgspec.to_builtins(client),
     }
-    event = SessionEvent(
-        session_id=live.id, seq=live.last_event_seq, type=event_type.value, payload=payload
+    await _INSERT_EVENT.write(
+        db,
+        {
+            "session_id": live.id,
+            "seq": live.last_event_seq,
+            "type": event_type.value,
+            "payload": payload,
+            "created_at": utcnow(),
+        },
     )
-    db.add(event)
     appended: list[AppendedEvent] = db.info.setdefault(OUTBOX_KEY, [])
     appended.append(AppendedEvent(live.id, live.last_event_seq, event_type.value, payload))
-    return event
 
 
 async def events_after(

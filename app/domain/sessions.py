@@ -6,8 +6,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import (
@@ -19,6 +21,7 @@ from app.db.models import (
     SalesSheet,
     SessionStatus,
 )
+from app.db.prepared import Prepared
 from app.domain.actors import Actor, Role
 from app.domain.clients import get_client
 from app.domain.errors import Forbidden, InvalidInput, NotFound, PreconditionFailed
@@ -105,11 +108,7 @@ async def session_for_staff(
 ) -> LiveSession:
     """A session a staff member may read; with for_change, one they may change (locked)."""
     live = await _load(db, LiveSession.id == session_id, lock=for_change)
-    if live is None:
-        raise NotFound("Session", session_id)
-    if for_change and actor.role is Role.STAFF and live.host_user_id != actor.user_id:
-        raise Forbidden(f"Only the host of session {session_id} (or an ADMIN) may change it")
-    return live
+    return _staff_may(actor, session_id, live, for_change=for_change)
 
 
 async def session_for_client(
@@ -117,9 +116,182 @@ async def session_for_client(
 ) -> LiveSession:
     """The client's own session by room code; anything else is simply not found."""
     live = await _load(db, LiveSession.room_code == room_code, lock=for_change)
+    return _client_may(actor, room_code, live)
+
+
+def _staff_may(
+    actor: Actor, session_id: int, live: LiveSession | None, *, for_change: bool
+) -> LiveSession:
+    if live is None:
+        raise NotFound("Session", session_id)
+    if for_change and actor.role is Role.STAFF and live.host_user_id != actor.user_id:
+        raise Forbidden(f"Only the host of session {session_id} (or an ADMIN) may change it")
+    return live
+
+
+def _client_may(actor: Actor, room_code: str, live: LiveSession | None) -> LiveSession:
     if live is None or live.client_id != actor.client_id:
         raise NotFound("Session", room_code)
     return live
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a session has led to so far: its order and its latest sales sheet's link."""
+
+    order_id: int | None
+    share_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFacts:
+    """A session with what its views show from other rows, all read in one statement.
+
+    The client's name and price adjustment, the highlighted batch, the order and the latest
+    sales sheet: none of them changes in a cart edit, so the views of the event and of the
+    answer are built from these without reading them again. Loaded by staff_session_facts or
+    client_session_facts, `live` is a copy outside the ORM session: `write_activity` saves it.
+    """
+
+    live: LiveSession
+    client_name: str
+    price_adjustment: Decimal
+    highlight: Highlight | None
+    outcome: Outcome
+
+
+def _scalar(column: Any, *where: Any) -> Any:
+    return select(column).where(*where).scalar_subquery()
+
+
+# Scalar subqueries, not joins: under FOR UPDATE only the session row is locked (InnoDB locks
+# no row a subquery reads), so a cart edit never serialises on its client or highlight.
+_FACT_COLUMNS = (
+    _scalar(Client.name, Client.id == LiveSession.client_id),
+    _scalar(Client.price_adjustment_percent, Client.id == LiveSession.client_id),
+    _scalar(Order.id, Order.session_id == LiveSession.id),
+    select(SalesSheet.share_url)
+    .where(SalesSheet.session_id == LiveSession.id)
+    .order_by(SalesSheet.id.desc())
+    .limit(1)
+    .scalar_subquery(),
+    _scalar(Batch.code, Batch.id == LiveSession.highlighted_batch_id),
+    _scalar(Batch.product_id, Batch.id == LiveSession.highlighted_batch_id),
+    _scalar(
+        Product.name,
+        Product.id == Batch.product_id,
+        Batch.id == LiveSession.highlighted_batch_id,
+    ),
+    _scalar(
+        Product.list_price,
+        Product.id == Batch.product_id,
+        Batch.id == LiveSession.highlighted_batch_id,
+    ),
+)
+# Built once (a prepared statement's cache key is computed once) and run as Core on the
+# session's connection: the session comes back as a row, not through the ORM's identity map.
+_SESSION_TABLE = LiveSession.__table__
+_SESSION_KEYS = [column.key for column in _SESSION_TABLE.c]
+_BY_ID = select(*_SESSION_TABLE.c, *_FACT_COLUMNS).where(_SESSION_TABLE.c.id == bindparam("key"))
+_BY_ROOM = select(*_SESSION_TABLE.c, *_FACT_COLUMNS).where(
+    _SESSION_TABLE.c.room_code == bindparam("key")
+)
+_FACTS_BY_ID = Prepared(_BY_ID)
+_FACTS_BY_ROOM = Prepared(_BY_ROOM)
+_FACTS_BY_ID_LOCKED = Prepared(_BY_ID.with_for_update())
+_FACTS_BY_ROOM_LOCKED = Prepared(_BY_ROOM.with_for_update())
+_FACTS_OF = Prepared(
+    select(*_FACT_COLUMNS).select_from(LiveSession).where(LiveSession.id == bindparam("key"))
+)
+# What a change through SessionFacts may do to the session row, written in one UPDATE.
+_WRITE_ACTIVITY = Prepared(
+    update(LiveSession)
+    .where(LiveSession.id == bindparam("session_id"))
+    .values(
+        last_activity_at=bindparam("last_activity_at"),
+        holds_expire_at=bindparam("holds_expire_at"),
+        last_event_seq=bindparam("last_event_seq"),
+        highlighted_batch_id=bindparam("highlighted_batch_id"),
+    )
+)
+
+
+def _facts(live: LiveSession, row: Sequence[Any]) -> SessionFacts:
+    name, adjustment, order_id, share_url, code, product_id, product_name, list_price = row
+    highlight = (
+        None
+        if code is None or live.highlighted_batch_id is None
+        else Highlight(
+            batch_id=live.highlighted_batch_id,
+            batch_code=code,
+            product_id=product_id,
+            product_name=product_name,
+            list_price=list_price,
+        )
+    )
+    return SessionFacts(
+        live=live,
+        client_name=name or "",
+        price_adjustment=adjustment if adjustment is not None else Decimal(0),
+        highlight=highlight,
+        outcome=Outcome(order_id=order_id, share_url=share_url),
+    )
+
+
+async def _load_facts(db: AsyncSession, stmt: Prepared, key: object) -> SessionFacts | None:
+    rows = await stmt.rows(db, {"key": key})
+    if not rows:
+        return None
+    row = rows[0]
+    width = len(_SESSION_KEYS)
+    # A plain copy, never added to the ORM session: write_activity saves what changes.
+    live = LiveSession(**dict(zip(_SESSION_KEYS, row[:width], strict=True)))
+    return _facts(live, row[width:])
+
+
+async def write_activity(db: AsyncSession, live: LiveSession) -> None:
+    """Save a session loaded with its facts after a change: one UPDATE of the fields a cart
+    edit moves (activity, hold deadline, event sequence, highlight).
+    """
+    await _WRITE_ACTIVITY.write(
+        db,
+        {
+            "session_id": live.id,
+            "last_activity_at": live.last_activity_at,
+            "holds_expire_at": live.holds_expire_at,
+            "last_event_seq": live.last_event_seq,
+            "highlighted_batch_id": live.highlighted_batch_id,
+        },
+    )
+
+
+async def staff_session_facts(
+    db: AsyncSession, actor: Actor, session_id: int, *, for_change: bool = False
+) -> SessionFacts:
+    """session_for_staff with the facts of its views, in one round trip."""
+    stmt = _FACTS_BY_ID_LOCKED if for_change else _FACTS_BY_ID
+    facts = await _load_facts(db, stmt, session_id)
+    _staff_may(actor, session_id, None if facts is None else facts.live, for_change=for_change)
+    assert facts is not None
+    return facts
+
+
+async def client_session_facts(
+    db: AsyncSession, actor: Actor, room_code: str, *, for_change: bool = False
+) -> SessionFacts:
+    """session_for_client with the facts of its views, in one round trip."""
+    stmt = _FACTS_BY_ROOM_LOCKED if for_change else _FACTS_BY_ROOM
+    facts = await _load_facts(db, stmt, room_code)
+    _client_may(actor, room_code, None if facts is None else facts.live)
+    assert facts is not None
+    return facts
+
+
+async def facts_of(db: AsyncSession, live: LiveSession) -> SessionFacts:
+    """The facts of a session already loaded (one round trip, after any pending change)."""
+    await db.flush()
+    (row,) = await _FACTS_OF.rows(db, {"key": live.id})
+    return _facts(live, row)
 
 
 def touch(live: LiveSession) -> None:
@@ -201,74 +373,28 @@ async def active_session_of_client(db: AsyncSession, client_id: int) -> LiveSess
     return (await db.scalars(stmt)).first()
 
 
-async def highlight_of(db: AsyncSession, live: LiveSession) -> Highlight | None:
-    if live.highlighted_batch_id is None:
-        return None
-    row = (
-        await db.execute(
-            select(Batch, Product)
-            .join(Product, Product.id == Batch.product_id)
-            .where(Batch.id == live.highlighted_batch_id)
-        )
-    ).first()
-    if row is None:
-        return None
-    batch, product = row
-    return Highlight(
-        batch_id=batch.id,
-        batch_code=batch.code,
-        product_id=product.id,
-        product_name=product.name,
-        list_price=product.list_price,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What a session has led to so far: its order and its latest sales sheet's link."""
-
-    order_id: int | None
-    share_url: str | None
-
-
-async def outcome_of(db: AsyncSession, live: LiveSession) -> Outcome:
-    # One round trip for both: a view is built for every event and every listed session.
-    order_id = select(Order.id).where(Order.session_id == live.id).scalar_subquery()
-    share_url = (
-        select(SalesSheet.share_url)
-        .where(SalesSheet.session_id == live.id)
-        .order_by(SalesSheet.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    row = (await db.execute(select(order_id, share_url))).one()
-    return Outcome(order_id=row[0], share_url=row[1])
-
-
 async def staff_view(db: AsyncSession, live: LiveSession) -> SessionView:
-    return await _staff_view(db, live, await highlight_of(db, live), await outcome_of(db, live))
+    return staff_view_of(await facts_of(db, live))
 
 
 async def client_view(db: AsyncSession, live: LiveSession) -> ClientSessionView:
-    return _client_view(live, await highlight_of(db, live), await outcome_of(db, live))
+    return client_view_of(await facts_of(db, live))
 
 
 async def both_views(db: AsyncSession, live: LiveSession) -> tuple[SessionView, ClientSessionView]:
-    """The staff view and its client projection, reading the highlight and outcome once."""
-    highlight, outcome = await highlight_of(db, live), await outcome_of(db, live)
-    return await _staff_view(db, live, highlight, outcome), _client_view(live, highlight, outcome)
+    """The staff view and its client projection from one read of their facts."""
+    facts = await facts_of(db, live)
+    return staff_view_of(facts), client_view_of(facts)
 
 
-async def _staff_view(
-    db: AsyncSession, live: LiveSession, highlight: Highlight | None, outcome: Outcome
-) -> SessionView:
-    client = await db.get(Client, live.client_id)
+def staff_view_of(facts: SessionFacts) -> SessionView:
+    live = facts.live
     return SessionView(
         id=live.id,
         status=live.status,
         room_code=live.room_code,
         client_id=live.client_id,
-        client_name=client.name if client else "",
+        client_name=facts.client_name,
         host_user_id=live.host_user_id,
         title=live.title,
         internal_notes=live.internal_notes,
@@ -278,9 +404,9 @@ async def _staff_view(
         checkout_requested_at=live.checkout_requested_at,
         last_activity_at=live.last_activity_at,
         created_at=live.created_at,
-        highlight=highlight,
-        order_id=outcome.order_id,
-        share_url=outcome.share_url,
+        highlight=facts.highlight,
+        order_id=facts.outcome.order_id,
+        share_url=facts.outcome.share_url,
         holds_expire_at=holds_deadline(live),
         presence=presence_of(live),
         checkout=checkout_of(live),
@@ -314,9 +440,8 @@ def checkout_pending(live: LiveSession) -> bool:
     return live.checkout_requested_at is not None and live.checkout_answered_at is None
 
 
-def _client_view(
-    live: LiveSession, highlight: Highlight | None, outcome: Outcome
-) -> ClientSessionView:
+def client_view_of(facts: SessionFacts) -> ClientSessionView:
+    live = facts.live
     return ClientSessionView(
         id=live.id,
         status=live.status,
@@ -327,9 +452,9 @@ def _client_view(
         started_at=live.started_at,
         ended_at=live.ended_at,
         checkout_requested_at=live.checkout_requested_at,
-        highlight=highlight,
-        order_id=outcome.order_id,
-        share_url=outcome.share_url,
+        highlight=facts.highlight,
+        order_id=facts.outcome.order_id,
+        share_url=facts.outcome.share_url,
         holds_expire_at=holds_deadline(live),
         presence=presence_of(live),
         checkout=checkout_of(live),
