@@ -68,12 +68,15 @@ class ClientEvent(View):
     staff_only: bool = False
 
 
+# A snapshot is no change: no actor and no `change`; its occurredAt is when the state was read.
 async def staff_snapshot(db: AsyncSession, live: LiveSession) -> StaffEvent:
-    return StaffEvent(session=await staff_view(db, live), cart=await staff_cart(db, live.id))
+    session, cart = await staff_view(db, live), await staff_cart(db, live.id)
+    return StaffEvent(session=session, cart=cart, occurred_at=utcnow())
 
 
 async def client_snapshot(db: AsyncSession, live: LiveSession) -> ClientEvent:
-    return ClientEvent(session=await client_view(db, live), cart=await client_cart(db, live.id))
+    session, cart = await client_view(db, live), await client_cart(db, live.id)
+    return ClientEvent(session=session, cart=cart, occurred_at=utcnow())
 
 
 class Hidden(enum.Enum):

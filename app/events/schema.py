@@ -266,7 +266,7 @@ class SessionSnapshotEvent(_StaffState, tag=EventType.SESSION_SNAPSHOT.value):
     """The whole state: first on a fresh stream, or instead of a replay the outbox cannot give
     (then `reset` is true: replace what you hold)."""
 
-    occurred_at: None
+    occurred_at: datetime  # when the state was read
     actor: None
     change: None
     reset: bool | UnsetType = UNSET
@@ -365,7 +365,7 @@ class ClientSessionSnapshotEvent(_ClientState, tag=EventType.SESSION_SNAPSHOT.va
     """The whole room: first on a fresh stream, or instead of a replay the outbox cannot give
     (then `reset` is true: replace what you hold)."""
 
-    occurred_at: None
+    occurred_at: datetime  # when the state was read
     actor: None
     change: None
     reset: bool | UnsetType = UNSET

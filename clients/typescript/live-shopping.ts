@@ -335,7 +335,7 @@ export interface ClientSessionEditValues {
  */
 export interface ClientSessionSnapshotEvent {
   type: "SESSION_SNAPSHOT";
-  occurredAt: null;
+  occurredAt: string;
   actor: null;
   change: null;
   reset?: boolean;
@@ -871,7 +871,7 @@ export interface SessionRef {
  */
 export interface SessionSnapshotEvent {
   type: "SESSION_SNAPSHOT";
-  occurredAt: null;
+  occurredAt: string;
   actor: null;
   change: null;
   reset?: boolean;

@@ -401,7 +401,7 @@ class ClientSessionSnapshotEvent(
     (then `reset` is true: replace what you hold).
     """
 
-    occurred_at: None
+    occurred_at: datetime
     actor: None
     change: None
     reset: bool | msgspec.UnsetType = msgspec.UNSET
@@ -938,7 +938,7 @@ class SessionSnapshotEvent(
     (then `reset` is true: replace what you hold).
     """
 
-    occurred_at: None
+    occurred_at: datetime
     actor: None
     change: None
     reset: bool | msgspec.UnsetType = msgspec.UNSET
