@@ -5,8 +5,8 @@ never read must not take the service down with them: a replay reads a page of th
 gives its database connection back, and only then writes, so mutations, /readyz and new streams
 keep answering while every replay is stuck on a full socket.
 
-The server is a real `python -m app serve` process on MariaDB (pool of 10 + 20 overflow), the
-stalled clients real TCP sockets with a small receive buffer that nobody reads.
+The server is a real `python -m app serve` process on MariaDB (pools of 20 write and 10 read
+connections), the stalled clients real TCP sockets with a small receive buffer that nobody reads.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.mariadb]
 
 CART_LINES = 100  # every event carries the whole cart: ~50 KB per event on each side
 HIGHLIGHTS = 150  # with the adds, ~250 events: several MB per replay, far beyond any buffer
-STALLED_STREAMS = 32  # more than the 30 connections of the worker's database pool
+STALLED_STREAMS = 32  # more than the 30 connections of the worker's two database pools
 LIVELY_S = 2.0  # generous: each of these answers in milliseconds on an idle worker
 
 

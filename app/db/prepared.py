@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exc
+from sqlalchemy import exc, util
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ClauseElement
@@ -120,5 +120,12 @@ class Prepared:
             raise exc.DBAPIError.instance(
                 plan.sql, args, error, dialect.loaded_dbapi.Error, dialect=dialect
             ) from error
+        except BaseException as error:
+            # Cancelled mid-statement (a client that went away): the driver closes its socket,
+            # and the connection must not go back to the pool, where every later checkout would
+            # fail on it. SQLAlchemy's own execution invalidates it the same way.
+            if util.is_exit_exception(error) and not conn.invalidated:
+                conn.invalidate(error)
+            raise
         finally:
             cursor.close()
