@@ -22,12 +22,13 @@ class Services:
     @classmethod
     def create(cls, settings: Settings) -> Services:
         db = Database(settings.database_url)
+        bus = create_bus(settings)
         return cls(
             settings=settings,
             db=db,
             tokens=TokenService(settings),
-            bus=create_bus(settings),
-            outbox=OutboxPages(db),
+            bus=bus,
+            outbox=OutboxPages(db, bus.ring),
         )
 
     async def start(self) -> None:
