@@ -16,6 +16,7 @@ BENCHES: dict[str, str] = {
     "rpc_overhead": "tests.bench.rpc_overhead",
     "cart_throughput": "tests.bench.cart_throughput",
     "fanout": "tests.bench.fanout",
+    "streams_at_scale": "tests.bench.streams_at_scale",
 }
 
 
