@@ -18,7 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.events.frames import Audience, LiveEvent
-from app.events.ring import FrameRing, event_bytes
+from app.events.ring import AHEAD_MAX, FrameRing, event_bytes
 from app.runtime import Services
 from tests.conftest import Rpc
 from tests.test_event_bus import appended
@@ -68,15 +68,26 @@ def test_the_ring_answers_only_reads_its_run_covers_with_at_least_one_event() ->
     assert ring.after(8, 4, limit=100) is None
 
 
-def test_live_events_extend_the_run_and_a_hole_starts_a_new_one() -> None:
+def test_live_events_extend_the_run_and_one_that_overtook_another_waits_for_it() -> None:
     ring = FrameRing(lambda _session: True)
     ring.extend(7, run_of(7, 1, 3))
     ring.add(live(7, 4))
     ring.add(live(7, 4))  # a duplicate changes nothing
     assert ring.held(7) == (1, 4)
 
-    ring.add(live(7, 6))  # 5 never arrived
-    assert ring.held(7) == (6, 6)
+    # Committed here right after another worker's 5, which Redis brings a moment later.
+    ring.add(live(7, 6))
+    assert ring.held(7) == (1, 4)
+    assert seqs(ring.after(7, 3, limit=100)) == [4]
+    ring.add(live(7, 5))
+    assert ring.held(7) == (1, 6)
+
+
+def test_a_hole_wider_than_late_delivery_explains_starts_a_new_run() -> None:
+    ring = FrameRing(lambda _session: True)
+    ring.extend(7, run_of(7, 1, 3))
+    ring.add(live(7, 4 + AHEAD_MAX + 1))
+    assert ring.held(7) == (4 + AHEAD_MAX + 1,) * 2
     assert ring.after(7, 3, limit=100) is None
 
 
@@ -109,6 +120,9 @@ def test_over_its_bytes_the_ring_drops_the_least_recently_fed_sessions_oldest_ev
     ring.extend(3, run_of(3, 1, 4))
     assert ring.held(1) is None
     assert ring.bytes <= ring.max_bytes
+    ring.forget(2)
+    ring.forget(3)
+    assert ring.bytes == 0
 
 
 # --- the ring behind a worker's outbox reads ----------------------------------------------------

@@ -4,10 +4,11 @@ Every event this worker delivers to its streams, and every page it reads from th
 them, lands here as the ready LiveEvent (both audiences' frames). A session's entry is one run
 of consecutive sequence numbers; it is only kept while the session has streams on this worker:
 while it has, the bus delivers every event of the session here, so the run is the session's
-recent history without holes. When the last stream leaves (the bus unsubscribes, so later
-events would not arrive) or the bus reconnects (it may have missed messages), the entry is
-forgotten. The whole ring is bounded by bytes; over the bound the least recently fed sessions
-lose their oldest events first.
+recent history without holes (an event that overtakes another, as events of one session
+committed on two workers at once do, waits for it). When the last stream leaves (the bus
+unsubscribes, so later events would not arrive) or the bus reconnects (it may have missed
+messages), the entry is forgotten. The whole ring is bounded by bytes; over the bound the
+least recently fed sessions lose their oldest events first.
 
 A run never says what is newest: an event dropped between commit and publish is not in it. So
 it only answers a read that its run covers and that it can give at least one event for; "after
@@ -26,6 +27,11 @@ from app.events.frames import LiveEvent
 RING_BYTES = 32 * 1024 * 1024
 # What a LiveEvent costs besides its frames (the object, its ints, the deque slot).
 _EVENT_OVERHEAD = 200
+# Events of one session held past a hole, waiting for the events before them. Two workers that
+# commit events of one session close together deliver them out of order: each has its own at
+# once and the other's a Redis round trip later. A hole wider than this is a real loss (a
+# dropped publish): the run restarts after it.
+AHEAD_MAX = 32
 
 
 def event_bytes(event: LiveEvent) -> int:
@@ -33,12 +39,13 @@ def event_bytes(event: LiveEvent) -> int:
 
 
 class _Run:
-    """Consecutive events of one session, oldest first."""
+    """Consecutive events of one session, oldest first, and a few that arrived ahead of a hole."""
 
-    __slots__ = ("bytes", "events")
+    __slots__ = ("ahead", "bytes", "events")
 
     def __init__(self) -> None:
         self.events: deque[LiveEvent] = deque()
+        self.ahead: dict[int, LiveEvent] = {}
         self.bytes = 0
 
     @property
@@ -72,6 +79,16 @@ class FrameRing:
         if events[-1].seq - events[0].seq != len(events) - 1:
             return  # not one run (cannot happen with the outbox's numbering): hold nothing
         run = self._runs.get(session_id)
+        if run is not None and 1 < events[0].seq - run.last <= AHEAD_MAX:
+            # Ahead of a hole that the next delivery probably fills.
+            for event in events:
+                if event.seq not in run.ahead and len(run.ahead) < AHEAD_MAX:
+                    run.ahead[event.seq] = event
+                    run.bytes += event_bytes(event)
+                    self.bytes += event_bytes(event)
+            self._runs.move_to_end(session_id)
+            self._evict()
+            return
         if run is None or events[-1].seq < run.first - 1 or events[0].seq > run.last + 1:
             # Disjoint from what is held: keep the newer of the two runs.
             if run is not None and events[-1].seq < run.first:
@@ -88,6 +105,16 @@ class FrameRing:
             for event in events:
                 if event.seq > run.last:
                     self._push(run, event)
+            # The hole may be filled now.
+            while run.ahead and (following := run.ahead.pop(run.last + 1, None)) is not None:
+                size = event_bytes(following)
+                run.bytes -= size
+                self.bytes -= size
+                self._push(run, following)
+            for seq in [seq for seq in run.ahead if seq <= run.last]:
+                size = event_bytes(run.ahead.pop(seq))
+                run.bytes -= size
+                self.bytes -= size
         self._runs.move_to_end(session_id)
         self._evict()
 
@@ -131,4 +158,4 @@ class FrameRing:
             run.bytes -= size
             self.bytes -= size
             if not run.events:
-                del self._runs[session_id]
+                self.forget(session_id)
