@@ -45,6 +45,7 @@ MIX_STREAMS = 10_000
 MIX_SESSIONS = 2500
 MIX_RATE = 200  # changes per second
 MIX_SECONDS = 15.0
+HEARTBEAT_S = 30.0  # the servers' LIVE_SHOPPING_HEARTBEAT_MS default
 MEMORY_STREAMS = 10_000
 MEMORY_WARM = 200
 CONNECT_CONCURRENCY = 100
@@ -231,6 +232,7 @@ async def mix(world: World) -> tuple[bool, str]:
     await asyncio.gather(*pending)
     achieved = sent / (time.monotonic() - started)
     await asyncio.sleep(3.0)
+    late = await _late_deliveries(world, opened, owners, made, starts)
     occurred = {sid: _occurred_at(world.database_url, sid) for sid, _, _ in made}
     latencies: list[float] = []
     missing = disorder = 0
@@ -253,6 +255,7 @@ async def mix(world: World) -> tuple[bool, str]:
         f"{achieved:.0f} changes/s for {MIX_SECONDS:.0f} s: commit -> receive "
         f"p50 {_percentile(latencies, 50):.1f} ms p99 {p99:.1f} ms "
         f"(target < {TARGETS['mix_p99_ms']:.0f} ms), {missing} missing, {disorder} out of order"
+        f"{late}"
     )
     return missing == 0 and disorder == 0, line_out
 
@@ -280,6 +283,36 @@ async def memory(world: World) -> tuple[bool, str]:
         f"target < {TARGETS['kib_per_stream']:.0f} KiB)"
     )
     return True, line_out
+
+
+async def _late_deliveries(
+    world: World,
+    opened: list[tuple[Subscriber, asyncio.BaseTransport]],
+    owners: list[int],
+    made: list[tuple[int, str, int]],
+    starts: dict[int, int],
+) -> str:
+    """When events are still missing 3 s after the last change: how many arrive within a
+    heartbeat (the outbox watcher's round) and which streams lack them; empty when none are."""
+
+    def missing() -> tuple[int, int]:
+        total = streams = 0
+        for (subscriber, _), sid in zip(opened, owners, strict=True):
+            lacking = [s for s in latest[sid] if s > starts[sid] and s not in subscriber.arrivals]
+            total += len(lacking)
+            streams += bool(lacking)
+        return total, streams
+
+    latest = {sid: sorted(_occurred_at(world.database_url, sid)) for sid, _, _ in made}
+    now, streams = missing()
+    if not now:
+        return ""
+    await asyncio.sleep(HEARTBEAT_S + 5)
+    later, _ = missing()
+    return (
+        f"\n  3 s after the last change {now} deliveries to {streams} streams were missing; "
+        f"{HEARTBEAT_S + 5:.0f} s later (past a heartbeat) {later}"
+    )
 
 
 def _latencies(
