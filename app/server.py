@@ -16,6 +16,7 @@ from sqlalchemy import text
 import procedures  # noqa: F401 - importing registers every procedure
 from app.config import Settings, load_settings
 from app.cross_origin import open_to_other_origins
+from app.events.outbox_pruning import prune_forever
 from app.events.outbox_watch import watch_outbox
 from app.events.sse import OPEN_STREAMS
 from app.events.sse import ROUTES as SSE_ROUTES
@@ -72,12 +73,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         presence = asyncio.create_task(
             PresenceKeeper(services).run_forever(), name="presence-keeper"
         )
+        pruner = asyncio.create_task(prune_forever(services), name="outbox-pruner")
         try:
             # Told to stop, the worker ends its streams within the grace period (DESIGN.md 5).
             with on_stop_signals(OPEN_STREAMS.close_all):
                 yield
         finally:
-            for task in (presence, sweeper, watcher):
+            for task in (presence, sweeper, watcher, pruner):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -21,6 +21,7 @@ from redis import asyncio as aioredis
 
 from app.db.models import SessionStatus
 from app.domain.outbox import AppendedEvent
+from app.events import bus as bus_module
 from app.events.bus import UNSCOPED_CHANNELS, MemoryBus, RedisBus
 from app.events.channels import Channels
 from app.events.frames import Audience, LiveEvent, frame
@@ -368,3 +369,47 @@ async def test_after_redis_comes_back_every_listener_is_told_to_resync() -> None
                 await bus.unlisten(listener)
         finally:
             await bus.close()
+
+
+# --- publishing off the request path ------------------------------------------------------------
+
+
+async def test_a_full_publish_queue_drops_for_redis_but_never_for_this_workers_streams(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Not started: nothing takes from the queue, as while Redis hangs.
+    bus = RedisBus("redis://127.0.0.1:1/0")
+    one_message = len(bus_module._message_encoder.encode(appended(1, 1).payload)) + 100
+    monkeypatch.setattr(bus_module, "PUBLISH_QUEUE_BYTES", 3 * one_message)
+    local = Listener(1, Audience.STAFF, 100)
+    bus.hub.add(local)
+
+    await bus.publish([appended(1, seq) for seq in range(1, 11)])
+
+    assert bus.queued == 3
+    assert bus.dropped == 7
+    # This worker's own stream had every event at once.
+    assert [(await next_event(local)).seq for _ in range(10)] == list(range(1, 11))
+
+
+@pytest.mark.redis
+async def test_a_behind_notice_on_the_control_channel_resyncs_the_streams_that_lack_it(
+    two_workers: tuple[RedisBus, RedisBus], redis_admin: aioredis.Redis
+) -> None:
+    receiving, _ = two_workers
+    session_id = random_session_id()
+    behind = await receiving.listen(session_id, Audience.STAFF)
+    current = await receiving.listen(session_id, Audience.CLIENT)
+    current.last_seq = 5
+    while await behind.next(0.05) is not None:  # drain the first connect's signals
+        pass
+    while await current.next(0.05) is not None:
+        pass
+
+    notice = bus_module._message_encoder.encode(bus_module.Behind({session_id: 5}))
+    await redis_admin.publish(receiving.channels.control, notice)
+
+    assert await behind.next(WAIT_S) is Signal.RESYNC
+    assert await current.next(0.2) is None
+    for listener in (behind, current):
+        await receiving.unlisten(listener)

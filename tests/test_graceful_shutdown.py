@@ -138,6 +138,91 @@ async def open_all(
         ]
 
 
+MANY_STREAMS = 500
+OPEN_CONCURRENCY = 50
+
+
+class RawStream(asyncio.Protocol):
+    """One SSE connection kept as raw bytes: 500 of them cost the test little CPU."""
+
+    def __init__(self, request: bytes) -> None:
+        self.request = request
+        self.received = bytearray()
+        self.streaming = asyncio.get_running_loop().create_future()
+        self.ended = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        self.received += data
+        if not self.streaming.done() and b"event: SESSION_SNAPSHOT" in self.received:
+            self.streaming.set_result(None)
+        # A chunked response ends with a zero-length chunk.
+        if not self.ended.done() and self.received.endswith(b"\r\n0\r\n\r\n"):
+            self.ended.set_result(time.monotonic())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for waiter in (self.streaming, self.ended):
+            if not waiter.done():
+                waiter.set_exception(ConnectionError("closed before the response ended"))
+
+
+async def test_sigterm_ends_500_open_streams_cleanly_without_a_traceback(
+    env: dict[str, str],
+) -> None:
+    with live_server.running_servers(env, 1) as [server]:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=READ_S) as http:
+            shop = Shop(Rpc(http, Tokens(TokenService(load_settings(env)))))
+            customer = await shop.customer()
+            room = await shop.session(customer)
+        host, port = server.base_url.removeprefix("http://").split(":")
+        loop = asyncio.get_running_loop()
+        gate = asyncio.Semaphore(OPEN_CONCURRENCY)
+        transports: list[asyncio.BaseTransport] = []
+
+        async def open_one(n: int) -> RawStream:
+            path, token = (
+                (f"/api/sse/live-shopping/{room.id}", shop.rpc.tokens.staff)
+                if n % 2
+                else (f"/api/sse/vip/live-shopping/{room.code}", customer.token)
+            )
+            request = (
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                f"Authorization: Bearer {token}\r\n\r\n"
+            ).encode()
+            stream = RawStream(request)
+            async with gate:
+                transport, _ = await loop.create_connection(lambda: stream, host, int(port))
+                transports.append(transport)
+                await asyncio.wait_for(stream.streaming, 30)
+            return stream
+
+        try:
+            streams_open = await asyncio.gather(*(open_one(n) for n in range(MANY_STREAMS)))
+            signalled = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            outcomes = await asyncio.gather(
+                *(asyncio.wait_for(s.ended, SHUTDOWN_GRACE_S + READ_S) for s in streams_open),
+                return_exceptions=True,
+            )
+            exit_code = await asyncio.to_thread(_exit_code, server, SHUTDOWN_GRACE_S + READ_S)
+        finally:
+            for transport in transports:
+                transport.close()
+
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        assert not failures, (len(failures), failures[:3])
+        assert max(o - signalled for o in outcomes if isinstance(o, float)) < SHUTDOWN_GRACE_S
+        for stream in streams_open:
+            assert b": shutting down\n\n" in stream.received
+        log = server.log_text()
+        assert exit_code == 0, log[-3000:]
+        assert "Traceback" not in log, log[-3000:]
+        assert "ERROR" not in log, log[-3000:]
+
+
 # --- in process: the stream handler alone ------------------------------------------------------
 
 

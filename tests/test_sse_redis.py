@@ -517,3 +517,30 @@ async def test_while_redis_is_down_an_open_stream_reads_the_outbox_every_second(
         [event] = await stream.next_changes(1, within=DEGRADED_S)
     assert event.event == kind
     assert_consecutive(stream.events[1:], after=snapshot.seq)
+
+
+HUNG_REDIS_LIMIT_S = 0.5  # far above a mutation's own time, half of PUBLISH_TIMEOUT_S
+
+
+async def test_a_hung_redis_delays_no_mutation_and_its_events_still_reach_other_workers(
+    scene: Scene, redis_server: PrivateRedis
+) -> None:
+    async with scene.stream(worker=1) as stream:
+        snapshot = await opening(stream)
+        assert redis_server.process is not None
+        # Hung, not gone: connections stay open and nothing answers (SIGSTOP).
+        redis_server.process.send_signal(signal.SIGSTOP)
+        try:
+            answers: list[tuple[str, float]] = []
+            for _ in range(3):
+                started = time.monotonic()
+                kind = await scene.host.change(via=0)
+                answers.append((kind, time.monotonic() - started))
+        finally:
+            redis_server.process.send_signal(signal.SIGCONT)
+        # Each mutation answered while Redis was still stopped: publishing is off its path.
+        assert all(seconds < HUNG_REDIS_LIMIT_S for _, seconds in answers), answers
+        # Published once Redis answers again, or found by the other worker's outbox watcher.
+        received = await stream.next_changes(len(answers), within=HEARTBEAT_MS / 1000 + READ_S)
+    assert [e.event for e in received] == [kind for kind, _ in answers]
+    assert_consecutive(stream.events[1:], after=snapshot.seq)

@@ -5,7 +5,9 @@ holds a database connection while it writes to its client, and holds at most one
 frames however long the session. A session has at most one outbox query in flight on this
 worker, and streams that ask for the same page while it waits its turn share that read and its
 frames: a reconnect storm of many streams resuming one session costs one connection, not one
-per stream (DESIGN.md 5).
+per stream (DESIGN.md 5). Before any of that, the worker's ring of recent frames
+(app/events/ring.py) answers every read it holds the events for, without SQL; what the outbox
+gives is added to the ring for the next stream.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import functools
 from app.db.engine import Database
 from app.domain.outbox import events_after
 from app.events.frames import LiveEvent
+from app.events.ring import FrameRing
 
 # Events per read. Every event carries the whole cart (tens of KB for a big one), so this bounds
 # the memory a replaying stream holds, while a short session still replays in one query.
@@ -28,9 +31,11 @@ _Key = tuple[int, int]  # (session id, read the events after this seq)
 class OutboxPages:
     """One per worker: the outbox reads of all its streams, serialized and shared per session."""
 
-    def __init__(self, db: Database, *, page_size: int = REPLAY_PAGE) -> None:
+    def __init__(self, db: Database, ring: FrameRing, *, page_size: int = REPLAY_PAGE) -> None:
         self._db = db
+        self.ring = ring
         self.page_size = page_size
+        self.queries = 0  # outbox reads made, for tests and benchmarks
         # Reads queued behind their session's current query; a stream asking for the same page
         # joins one of these. A read that has started querying is no longer here: a stream that
         # asks now may be waiting for events committed after the query began.
@@ -41,6 +46,9 @@ class OutboxPages:
 
     async def after(self, session_id: int, seq: int) -> _Page:
         """Up to `page_size` events of the session with ids above `seq`, oldest first."""
+        held = self.ring.after(session_id, seq, self.page_size)
+        if held is not None:
+            return held
         key = (session_id, seq)
         read = self._queued.get(key)
         if read is None:
@@ -64,9 +72,17 @@ class OutboxPages:
         if self._queued.get(key) is asyncio.current_task():
             del self._queued[key]
         session_id, seq = key
+        # The queue may have let a newer read fill the ring meanwhile: a shared read then
+        # costs nothing.
+        held = self.ring.after(session_id, seq, self.page_size)
+        if held is not None:
+            return held
+        self.queries += 1
         async with self._db.read_sessions() as db:
             events = await events_after(db, session_id, seq, limit=self.page_size)
-        return [LiveEvent.of(event) for event in events]
+        page = [LiveEvent.of(event) for event in events]
+        self.ring.extend(session_id, page)
+        return page
 
     def _forget(self, key: _Key, read: asyncio.Task[_Page]) -> None:
         self._reads.discard(read)

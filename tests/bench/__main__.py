@@ -17,6 +17,7 @@ BENCHES: dict[str, str] = {
     "cart_throughput": "tests.bench.cart_throughput",
     "fanout": "tests.bench.fanout",
     "cart_floor": "tests.bench.cart_floor",
+    "streams_at_scale": "tests.bench.streams_at_scale",
 }
 
 
