@@ -48,9 +48,9 @@ from litestar.types import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.db.models import LiveSession
 from app.domain.actors import Actor
 from app.domain.errors import Forbidden
+from app.domain.retention import oldest_kept_seq
 from app.domain.status import FINAL_STATUSES
 from app.events.frames import LiveEvent
 from app.events.framing import SSE, STREAM_HEADERS, Framing, Whole
@@ -202,11 +202,6 @@ def replay_after(last_event_id: str, *, latest: int, oldest_kept: int) -> int | 
     return seq if oldest_kept - 1 <= seq <= latest else None
 
 
-def _oldest_kept_seq(live: LiveSession) -> int:
-    """The first event of the session its outbox still holds; retention changes only this."""
-    return 1  # nothing is pruned yet
-
-
 def _headers(scope: Scope) -> dict[str, str]:
     """Header name -> the first value given, as POST /rpc reads them."""
     headers: dict[str, str] = {}
@@ -267,7 +262,7 @@ async def _read_opening(
         live = await spec.load(db, actor)
         latest, final = live.last_event_seq, live.status in FINAL_STATUSES
         if last_event_id is not None:
-            oldest_kept = _oldest_kept_seq(live)
+            oldest_kept = await oldest_kept_seq(db, live)
             after = replay_after(last_event_id, latest=latest, oldest_kept=oldest_kept)
             if after is not None:
                 return _Opening(live.id, latest, final, resume_after=after)
