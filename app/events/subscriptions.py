@@ -11,7 +11,9 @@ app/events/framing.py's.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 from litestar.types import Receive, Send
@@ -20,10 +22,15 @@ from app.events import sse
 from app.events.framing import TrpcFraming
 from app.rpc.dispatch import decode_params
 from app.rpc.errors import ErrorCode, RpcError
-from app.rpc.registry import Procedure
+from app.rpc.registry import Procedure, Subscribe
 from app.runtime import Services
 
 _connection_params = msgspec.json.Decoder(dict[str, str] | None)
+_input_members = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_encoder = msgspec.json.Encoder()
+# What a `lastEventId` of a type no id has (a float, an object) stands for: an id that replay
+# cannot serve, so the stream opens with a reset snapshot (DESIGN.md 5), as for "abc".
+UNREADABLE_ID = "unreadable"
 # With pings due every heartbeat, a client that hears nothing for this many heartbeats has lost
 # its connection without being told (a dead peer, a proxy that dropped it): it reconnects.
 INACTIVITY_HEARTBEATS = 3
@@ -62,12 +69,11 @@ async def serve_subscription(
     send: Send,
 ) -> None:
     """Stream `procedure`'s events to one tRPC client."""
-    assert procedure.opener is not None
     framing = TrpcFraming(
         procedure.name, inactivity_ms=INACTIVITY_HEARTBEATS * services.settings.heartbeat_ms
     )
     try:
-        subscribe = procedure.opener(decode_params(procedure, request.raw_input))
+        subscribe = _subscribe(procedure, request.raw_input)
     except RpcError as error:  # the input: an error of the call, inside the stream
         await sse.send_whole(send, framing.refusal(error))
         return
@@ -81,3 +87,36 @@ async def serve_subscription(
     # the newest id it saw as the header.
     last_event_id = request.last_event_id or subscribe.last_event_id
     await sse.serve(services, receive, send, subscribe.stream, framing, credentials, last_event_id)
+
+
+def _subscribe(procedure: Procedure, raw_input: bytes | None) -> Subscribe[Any]:
+    """The stream the input names (RpcError if it names none).
+
+    A malformed Last-Event-ID never refuses a stream (DESIGN.md 5), and the input's is no
+    exception: one of a type no id has is left out of the input, and stands for an id that
+    replay cannot serve.
+    """
+    opener = procedure.opener
+    assert opener is not None
+    try:
+        return opener(decode_params(procedure, raw_input))
+    except RpcError as error:
+        if raw_input is None or not _is_about_last_event_id(error):
+            raise
+    subscribe = opener(decode_params(procedure, _without_last_event_id(raw_input)))
+    return dataclasses.replace(subscribe, last_event_id=UNREADABLE_ID)
+
+
+def _is_about_last_event_id(error: RpcError) -> bool:
+    return error.code is ErrorCode.INVALID_PARAMS and any(
+        issue.path == "$.lastEventId" for issue in error.issues or ()
+    )
+
+
+def _without_last_event_id(raw_input: bytes) -> bytes:
+    try:
+        members = _input_members.decode(raw_input)
+    except (msgspec.DecodeError, RecursionError) as exc:  # msgspec: "nested too deeply"
+        raise RpcError(ErrorCode.PARSE_ERROR, f"Params are not valid JSON: {exc}") from None
+    members.pop("lastEventId", None)
+    return _encoder.encode(members)

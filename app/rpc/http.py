@@ -278,7 +278,9 @@ async def rpc_get(request: AnyRequest) -> Response[bytes]:
     return _answer(200, body, caller)
 
 
-@route("/trpc/{paths:str}", http_method=["GET", "POST"])
+# Every verb a client may send: @trpc/server answers one its procedure does not take with its
+# own METHOD_NOT_SUPPORTED error (and the methods it does take), not the router's bare 405.
+@route("/trpc/{paths:str}", http_method=["GET", "POST", "PUT", "PATCH", "DELETE"])
 async def trpc_route(request: AnyRequest) -> Response[Any]:
     paths: str = request.path_params["paths"]
     caller = caller_of(request)
