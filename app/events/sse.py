@@ -163,8 +163,11 @@ async def serve(
             return
         if listener is None:
             listener = await bus.listen(opening.session_id, spec.audience)
-        stream = _Stream(services, spec, framing, opening.session_id, listener, send)
-        await stream.run(receive, opening)
+        stream = _Stream(services, spec, framing, listener, send, opening)
+        # The stream holds the opening only until it is written: a snapshot is the whole cart
+        # (tens of KB), and an idle stream lives for hours.
+        del opening
+        await stream.run(receive)
     finally:
         if listener is not None:
             await bus.unlisten(listener)
@@ -315,15 +318,16 @@ class _Stream:
         services: Services,
         spec: StreamSpec,
         framing: Framing,
-        session_id: int,
         listener: Listener,
         send: Send,
+        opening: _Opening,
     ) -> None:
         self.services = services
         self.spec = spec
         self.framing = framing
-        self.session_id = session_id
+        self.session_id = opening.session_id
         self.listener = listener
+        self._opening: _Opening | None = opening  # until it is written
         self._send = send
         self.final = False
         self._last_write = time.monotonic()
@@ -348,7 +352,7 @@ class _Stream:
         if self._drain is not None and not self._drain.expired():
             self._drain.reschedule(when)
 
-    async def run(self, receive: Receive, opening: _Opening) -> None:
+    async def run(self, receive: Receive) -> None:
         task = asyncio.current_task()
         assert task is not None
         reason: list[str] = []
@@ -362,7 +366,7 @@ class _Stream:
         self.listener.on_overflow = lambda: stop("overflow")
         OPEN_STREAMS.add(self)
         try:
-            await self._stream(opening)
+            await self._stream()
         except asyncio.CancelledError:
             if not reason:
                 raise  # shutdown, not ours to swallow
@@ -379,7 +383,7 @@ class _Stream:
             OPEN_STREAMS.discard(self)
             watcher.cancel()
 
-    async def _stream(self, opening: _Opening) -> None:
+    async def _stream(self) -> None:
         """Write the opening, then live events, until the story ends or the worker stops.
 
         The deadline starts only now: the opening's read is done, and everything it may still
@@ -389,7 +393,7 @@ class _Stream:
         """
         try:
             async with asyncio.timeout_at(self._end_at) as self._drain:
-                await self._open(opening)
+                await self._open()
                 await self._live()
         except TimeoutError:
             if self._drain is None or not self._drain.expired():
@@ -424,8 +428,10 @@ class _Stream:
         except (ClientStalled, OSError):
             pass  # nobody to tell
 
-    async def _open(self, opening: _Opening) -> None:
+    async def _open(self) -> None:
         """Start the response with a snapshot or a replay."""
+        opening, self._opening = self._opening, None
+        assert opening is not None
         await self._send_within(_response_start(200, STREAM_HEADERS))
         self._started = True
         await self._write(self.framing.head())
@@ -433,6 +439,7 @@ class _Stream:
             await self._write(opening.snapshot)
             self.last_seq = opening.latest_seq
             self.final = opening.final
+            del opening  # written: nothing holds the snapshot now
             if self.spec.session_id is None:
                 # It listened only after its read (see serve): what was committed in between
                 # is in the outbox. One shared read per session (app/events/replay.py).
