@@ -22,7 +22,7 @@ run: $(STAMP) migrate seed ## serve on $HOST:$PORT (default 127.0.0.1:8000), SQL
 test: $(STAMP) ## the test suite (MariaDB/Redis tests skip when absent unless REQUIRE_SERVICES=1)
 	$(BIN)/python -m pytest -q
 
-test-slow: $(STAMP) ## tests that wait minutes of real time (hold timeouts across workers)
+test-slow: $(STAMP) ## tests that wait real time (hold timeouts, presence) or sweep large matrices
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)

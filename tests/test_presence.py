@@ -60,6 +60,7 @@ async def presence_event(stream: EventStream, within: float) -> dict[str, Any]:
     return data
 
 
+@pytest.mark.slow  # waits out real leave grace periods: about 20 s
 async def test_watching_is_announced_kept_in_the_views_and_leaving_is_announced_once(
     shop: Shop, env: dict[str, str]
 ) -> None:

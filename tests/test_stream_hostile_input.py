@@ -40,6 +40,10 @@ from tests.factories import Shop
 from tests.live_server import Server
 from tests.sse_client import EventStream, open_stream
 
+# About 20 s of cases: run by `make test-slow` (beside the suite in CI), so that `make test`
+# stays under five minutes on two cores.
+pytestmark = pytest.mark.slow
+
 READ_S = 5.0
 HEARTBEAT_MS = 500
 
