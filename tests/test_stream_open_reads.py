@@ -70,6 +70,7 @@ async def world(
     rpc: Rpc, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[World]:
     monkeypatch.setattr(sse, "OPEN_STREAMS", sse.OpenStreams())
+    monkeypatch.setattr(sse, "ROOM_SESSIONS", sse.RoomSessions())
     client = await rpc.staff("clients.create", {"name": "Reads once"})
     session = await rpc.staff("liveShopping.createSession", {"clientId": client["id"]})
     services = Services.create(settings)
@@ -153,3 +154,28 @@ async def test_a_room_subscription_reads_its_session_once(world: World) -> None:
     )
     # Not one transaction: it also reads the outbox after its listening began, while it settles.
     await opened_once(serve, world.reads, transactions=None)
+
+
+async def test_a_room_stream_whose_session_this_worker_knows_listens_first_and_reads_once(
+    world: World,
+) -> None:
+    serve = subscribing(
+        world,
+        "vipPortalLiveShopping.onRoomEvent",
+        {"roomCode": world.room_code},
+        world.client_token,
+    )
+    await opened_once(serve, world.reads, transactions=None)  # learns the room's session
+    # Its catch-up read (shared, so it outlives the stream) finishes before counting starts.
+    for _ in range(100):
+        if world.reads.statements[-1:] and "session_events" in world.reads.statements[-1]:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    world.reads.transactions, world.reads.session_selects = 0, 0
+    world.reads.statements.clear()
+
+    await opened_once(serve, world.reads, transactions=None)
+    await asyncio.sleep(0.2)  # time for a catch-up read, were there one
+    assert world.reads.transactions == 1, world.reads.statements  # no outbox read to settle
+    assert not [s for s in world.reads.statements if "session_events" in s], world.reads.statements

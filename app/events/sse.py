@@ -147,11 +147,13 @@ async def serve(
         await send_whole(send, framing.refusal(_as_rpc_error(exc)))
         return
     bus = services.bus
-    # Listening starts before the read when the session is known from the request (the staff
-    # stream's id): nothing committed after the read can pass the stream by. A room code names
-    # its session only once read, so that stream listens after it and then reads the outbox
-    # after its opening (a replay does anyway; a snapshot catches up, see _Stream._open).
-    listener = None if spec.session_id is None else await bus.listen(spec.session_id, spec.audience)
+    # Listening starts before the read when the session is known: from the request (the staff
+    # stream's id), or for a room code from an earlier stream of this worker (ROOM_SESSIONS).
+    # Then nothing committed after the read can pass the stream by. Otherwise the stream listens
+    # after its read and then reads the outbox after its opening (a replay does anyway; a
+    # snapshot catches up, see _Stream._open).
+    known = spec.session_id if spec.session_id is not None else ROOM_SESSIONS.get(spec.key)
+    listener = None if known is None else await bus.listen(known, spec.audience)
     try:
         try:
             opening = await _read_opening(services, spec, framing, actor, last_event_id or None)
@@ -161,9 +163,14 @@ async def serve(
         if opening.nothing_left:
             await send_whole(send, framing.nothing_left())
             return
-        if listener is None:
+        if spec.session_id is None:
+            ROOM_SESSIONS.learn(spec.key, opening.session_id)
+        listened_first = listener is not None and listener.session_id == opening.session_id
+        if listener is None or not listened_first:
+            if listener is not None:
+                await bus.unlisten(listener)
             listener = await bus.listen(opening.session_id, spec.audience)
-        stream = _Stream(services, spec, framing, listener, send, opening)
+        stream = _Stream(services, spec, framing, listener, send, opening, listened_first)
         # The stream holds the opening only until it is written: a snapshot is the whole cart
         # (tens of KB), and an idle stream lives for hours.
         del opening
@@ -312,6 +319,28 @@ class OpenStreams:
 OPEN_STREAMS = OpenStreams()
 
 
+class RoomSessions:
+    """Room code -> session id, as this worker's earlier streams read them: a room code names
+    one session for good, so a room stream that finds its session here listens before its read,
+    as a staff stream does, and needs no outbox read after its snapshot. Bounded; a miss only
+    costs that read."""
+
+    def __init__(self, max_size: int = 10_000) -> None:
+        self._ids: dict[str, int] = {}
+        self._max_size = max_size
+
+    def get(self, key: str) -> int | None:
+        return self._ids.get(key)
+
+    def learn(self, key: str, session_id: int) -> None:
+        if key not in self._ids and len(self._ids) >= self._max_size:
+            self._ids.clear()  # rare: a worker that has served this many rooms starts over
+        self._ids[key] = session_id
+
+
+ROOM_SESSIONS = RoomSessions()
+
+
 class _Stream:
     def __init__(
         self,
@@ -321,6 +350,7 @@ class _Stream:
         listener: Listener,
         send: Send,
         opening: _Opening,
+        listened_first: bool,
     ) -> None:
         self.services = services
         self.spec = spec
@@ -328,6 +358,8 @@ class _Stream:
         self.session_id = opening.session_id
         self.listener = listener
         self._opening: _Opening | None = opening  # until it is written
+        # Whether it listened before its opening was read (see serve).
+        self._listened_first = listened_first
         self._send = send
         self.final = False
         self._last_write = time.monotonic()
@@ -440,7 +472,7 @@ class _Stream:
             self.last_seq = opening.latest_seq
             self.final = opening.final
             del opening  # written: nothing holds the snapshot now
-            if self.spec.session_id is None:
+            if not self._listened_first:
                 # It listened only after its read (see serve): what was committed in between
                 # is in the outbox. One shared read per session (app/events/replay.py).
                 await self._catch_up()
