@@ -218,10 +218,6 @@ class LineKey:
     is_sample: bool
     added_by: AddedByRole
 
-    @classmethod
-    def of(cls, item: SessionCartItem) -> LineKey:
-        return cls(item.batch_id, item.is_sample, item.added_by_role)
-
 
 def _side_of(actor: Actor) -> AddedByRole:
     return AddedByRole.CLIENT if actor.role is Role.CLIENT else AddedByRole.HOST

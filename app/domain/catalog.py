@@ -19,13 +19,6 @@ async def get_product(session: AsyncSession, product_id: int) -> Product:
     return product
 
 
-async def get_batch(session: AsyncSession, batch_id: int) -> Batch:
-    batch = await session.get(Batch, batch_id)
-    if batch is None:
-        raise NotFound("Batch", batch_id)
-    return batch
-
-
 async def create_product(
     session: AsyncSession, *, name: str, sku: str, category: str | None, list_price: Decimal
 ) -> Product:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
 
 from app.db.models import LiveSession, SessionEvent
 from app.domain.status import FINAL_STATUSES
@@ -46,12 +47,7 @@ async def prunable_session_ids(
     has_events = exists().where(SessionEvent.session_id == LiveSession.id)
     stmt = (
         select(LiveSession.id)
-        .where(
-            LiveSession.id > after_id,
-            LiveSession.status.in_(list(FINAL_STATUSES)),
-            LiveSession.last_activity_at < cutoff,
-            has_events,
-        )
+        .where(LiveSession.id > after_id, *_prunable(cutoff), has_events)
         .order_by(LiveSession.id)
         .limit(limit)
     )
@@ -67,11 +63,7 @@ async def prune_session_events(
     back to life (a later activity) since it was listed keeps its events.
     """
     still_prunable = await db.scalar(
-        select(LiveSession.id).where(
-            LiveSession.id == session_id,
-            LiveSession.status.in_(list(FINAL_STATUSES)),
-            LiveSession.last_activity_at < cutoff,
-        )
+        select(LiveSession.id).where(LiveSession.id == session_id, *_prunable(cutoff))
     )
     if still_prunable is None:
         return 0
@@ -95,3 +87,11 @@ async def prune_session_events(
         .execution_options(synchronize_session=False)
     )
     return len(ids)
+
+
+def _prunable(cutoff: datetime) -> tuple[ColumnElement[bool], ...]:
+    """A session whose events may go: final, with no activity since `cutoff`."""
+    return (
+        LiveSession.status.in_(list(FINAL_STATUSES)),
+        LiveSession.last_activity_at < cutoff,
+    )

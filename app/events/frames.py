@@ -62,6 +62,11 @@ HEARTBEAT = b": heartbeat\n\n"
 SHUTTING_DOWN = b": shutting down\n\n"
 
 
+def _data_of(sse_frame: bytes) -> bytes:
+    """The JSON of a frame made by `frame` (single-line data, then the blank line)."""
+    return sse_frame[sse_frame.index(b"\ndata: ") + 7 : -2]
+
+
 # Encodes one event (id, type, data JSON) in a framing other than the SSE routes' own.
 FrameEncoder = Callable[[int, str, bytes], bytes]
 
@@ -79,9 +84,7 @@ class LiveEvent:
     staff_frame: bytes
     client_frame: bytes
     final: bool
-    type: str = ""
-    staff_data: bytes = b"null"
-    client_data: bytes = b"null"
+    type: str
     _framed: dict[tuple[Audience, str], bytes] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -99,8 +102,6 @@ class LiveEvent:
             client_frame=frame(event.seq, event.type, client_data),
             final=status in _FINAL,
             type=event.type,
-            staff_data=staff_data,
-            client_data=client_data,
         )
 
     def frame_for(self, audience: Audience) -> bytes:
@@ -111,6 +112,7 @@ class LiveEvent:
         key = (audience, framing)
         found = self._framed.get(key)
         if found is None:
-            data = self.staff_data if audience is Audience.STAFF else self.client_data
-            found = self._framed[key] = encode(self.seq, self.type, data)
+            found = self._framed[key] = encode(
+                self.seq, self.type, _data_of(self.frame_for(audience))
+            )
         return found

@@ -32,6 +32,7 @@ from app.events.frames import (
     LiveEvent,
     retry_hint,
     snapshot_data,
+    snapshot_frame,
 )
 from app.rpc import jsonrpc, trpc
 from app.rpc.errors import RpcError
@@ -100,8 +101,7 @@ class SseFraming:
         return retry_hint(RETRY_MS)
 
     def snapshot(self, seq: int, snapshot: object, *, reset: bool) -> bytes:
-        data = snapshot_data(snapshot, reset=reset)
-        return _named_frame(seq, EventType.SESSION_SNAPSHOT.value, data)
+        return snapshot_frame(seq, snapshot, reset=reset)
 
     def event(self, event: LiveEvent, audience: Audience) -> bytes:
         return event.frame_for(audience)
@@ -170,10 +170,6 @@ class TrpcFraming:
 
     def nothing_left(self) -> Whole:
         return Whole(200, STREAM_HEADERS, self.head() + self.after_final())
-
-
-def _named_frame(seq: int, event_type: str, data: bytes) -> bytes:
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (seq, event_type.encode(), data)
 
 
 def tracked_frame(seq: int, event_type: str, data: bytes) -> bytes:
