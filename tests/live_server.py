@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import msgspec
 import pymysql
+import pytest
 
 from app.config import Settings
 from app.db.migrate import upgrade
@@ -268,3 +269,31 @@ def _database_name(url: str) -> str:
     if not name.replace("_", "").isalnum():
         raise ValueError(f"unexpected database name {name!r}")
     return name
+
+
+def one_server_fixtures(name: str, *, read_s: float, heartbeat_ms: int) -> tuple[Any, Any, Any]:
+    """The `env`, `server` and `http` fixtures of a test module served by one real worker on
+    its own copy of the migrated SQLite template: `env, server, http = one_server_fixtures(...)`
+    at module level (pytest finds fixtures by their names)."""
+
+    @pytest.fixture(scope="module")
+    def env(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+        return sqlite_env(
+            sqlite_template,
+            tmp_path_factory.mktemp(name),
+            LIVE_SHOPPING_HEARTBEAT_MS=str(heartbeat_ms),
+        )
+
+    @pytest.fixture(scope="module")
+    def server(env: dict[str, str]) -> Iterator[Server]:
+        with running_servers(env, 1) as [running]:
+            yield running
+
+    @pytest.fixture
+    async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
+        async with httpx.AsyncClient(
+            base_url=server.base_url, timeout=read_s, limits=http_limits(8)
+        ) as client:
+            yield client
+
+    return env, server, http

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
 import pytest
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.engine import Database
@@ -51,7 +51,7 @@ async def test_a_statement_cancelled_mid_way_does_not_poison_the_pool(
             await SLEEP.rows(db, {"s": 5})
 
     unit = asyncio.create_task(slow_unit())
-    await asyncio.sleep(0.3)  # the SLEEP is on the server now
+    await sleeping_on_the_server(database)
     unit.cancel()
     with pytest.raises(asyncio.CancelledError):
         await unit
@@ -62,3 +62,16 @@ async def test_a_statement_cancelled_mid_way_does_not_poison_the_pool(
             assert await ONE.rows(db, {"n": -n}) == [(n,)]
     assert database.engine.pool.checkedout() == 0
     assert database.read_engine.pool.checkedout() == 0
+
+
+async def sleeping_on_the_server(database: Database) -> None:
+    """Wait until the unit's SLEEP runs on the server, so the cancel lands mid-statement."""
+    probe = text(
+        "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE 'SELECT sleep%'"
+    )
+    async with asyncio.timeout(5):
+        while True:
+            async with database.read_sessions() as db:
+                if await db.scalar(probe):
+                    return
+            await asyncio.sleep(0.01)

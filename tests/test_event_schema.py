@@ -233,7 +233,9 @@ async def test_the_client_events_never_decode_as_staff_events_nor_the_reverse(
     # and the staff's require them.
     room = await shop.session(await shop.customer(), internal_notes="Secret")
     await shop.add(room, await shop.stock(), "1")
-    for audience, name, data in await sent_events(db_url, room.id):
+    events = await sent_events(db_url, room.id)
+    assert events
+    for audience, name, data in events:
         other = Audience.CLIENT if audience is Audience.STAFF else Audience.STAFF
         with pytest.raises(msgspec.ValidationError):
             DECODERS[other].decode(with_type(name, data))

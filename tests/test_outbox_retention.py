@@ -176,8 +176,6 @@ async def test_only_one_worker_at_a_time_prunes(mariadb_url: str) -> None:
         assert await kept(mariadb_url, room) == []
 
 
-# The lead enables this once app/events/sse.py's _read_opening calls retention.oldest_kept_seq
-# (strict: it reports XPASS, a failure, the moment it starts passing, so the marker goes then).
 async def test_a_resume_from_before_what_is_kept_gets_a_reset_snapshot(
     sqlite_template: Path, tmp_path: Path
 ) -> None:

@@ -12,9 +12,7 @@ The server is a real `python -m app serve` process (SQLite, the in-memory bus).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -25,7 +23,6 @@ from app.events.sse import replay_after
 from tests import live_server
 from tests.conftest import Rpc, Tokens
 from tests.factories import Customer, Event, Room, Shop, Stock, outbox_events
-from tests.live_server import Server
 from tests.sse_client import WATCHING_EVENTS, EventStream, Frame, changes, open_stream
 
 READ_S = 5.0
@@ -37,27 +34,9 @@ GARBAGE_IDS = ["abc", "-1", "5.0", "1.5", "0x10", "+3", "1e3", "3,4", "99" * 20]
 GARBAGE_QUERY_IDS = ["abc", "-1", "5.0", " 3", "3 ", "\u00b2", "99" * 20]
 
 
-@pytest.fixture(scope="module")
-def env(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return live_server.sqlite_env(
-        sqlite_template,
-        tmp_path_factory.mktemp("resume-edges"),
-        LIVE_SHOPPING_HEARTBEAT_MS=str(HEARTBEAT_MS),
-    )
-
-
-@pytest.fixture(scope="module")
-def server(env: dict[str, str]) -> Iterator[Server]:
-    with live_server.running_servers(env, 1) as [running]:
-        yield running
-
-
-@pytest.fixture
-async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=server.base_url, timeout=READ_S, limits=live_server.http_limits(8)
-    ) as client:
-        yield client
+env, server, http = live_server.one_server_fixtures(
+    "resume-edges", read_s=READ_S, heartbeat_ms=HEARTBEAT_MS
+)
 
 
 @dataclass

@@ -21,9 +21,8 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -54,19 +53,9 @@ CLIENT = "vipPortalLiveShopping.onRoomEvent"
 CRASH_MARKERS = ("Traceback", "Exception in ASGI application", "Internal error")
 
 
-@pytest.fixture(scope="module")
-def env(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return live_server.sqlite_env(
-        sqlite_template,
-        tmp_path_factory.mktemp("stream-hostile-input"),
-        LIVE_SHOPPING_HEARTBEAT_MS=str(HEARTBEAT_MS),
-    )
-
-
-@pytest.fixture(scope="module")
-def server(env: dict[str, str]) -> Iterator[Server]:
-    with live_server.running_servers(env, 1) as [running]:
-        yield running
+env, server, http = live_server.one_server_fixtures(
+    "stream-hostile-input", read_s=READ_S, heartbeat_ms=HEARTBEAT_MS
+)
 
 
 @dataclass(frozen=True)
@@ -143,14 +132,6 @@ def world(server: Server, env: dict[str, str]) -> World:
         )
 
     return asyncio.run(build())
-
-
-@pytest.fixture
-async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=server.base_url, timeout=READ_S, limits=live_server.http_limits(8)
-    ) as client:
-        yield client
 
 
 @pytest.fixture(autouse=True)

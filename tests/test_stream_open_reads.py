@@ -171,6 +171,8 @@ async def test_a_room_stream_whose_session_this_worker_knows_listens_first_and_r
         if world.reads.statements[-1:] and "session_events" in world.reads.statements[-1]:
             break
         await asyncio.sleep(0.01)
+    else:
+        pytest.fail(f"the first room stream made no catch-up read: {world.reads.statements}")
     await asyncio.sleep(0.05)
     world.reads.transactions, world.reads.session_selects = 0, 0
     world.reads.statements.clear()

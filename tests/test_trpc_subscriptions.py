@@ -12,10 +12,8 @@ connectionParams). The official client's view of the same is tests/test_trpc_cli
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,7 +24,6 @@ from app.config import load_settings
 from tests import live_server
 from tests.conftest import Rpc, Tokens
 from tests.factories import Customer, Event, Room, Shop, Stock, outbox_events
-from tests.live_server import Server
 from tests.sse_client import (
     WATCHING_EVENTS,
     EventStream,
@@ -43,27 +40,9 @@ STAFF = "liveShopping.onSessionEvent"
 CLIENT = "vipPortalLiveShopping.onRoomEvent"
 
 
-@pytest.fixture(scope="module")
-def env(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return live_server.sqlite_env(
-        sqlite_template,
-        tmp_path_factory.mktemp("trpc-subscriptions"),
-        LIVE_SHOPPING_HEARTBEAT_MS=str(HEARTBEAT_MS),
-    )
-
-
-@pytest.fixture(scope="module")
-def server(env: dict[str, str]) -> Iterator[Server]:
-    with live_server.running_servers(env, 1) as [running]:
-        yield running
-
-
-@pytest.fixture
-async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=server.base_url, timeout=READ_S, limits=live_server.http_limits(8)
-    ) as client:
-        yield client
+env, server, http = live_server.one_server_fixtures(
+    "trpc-subscriptions", read_s=READ_S, heartbeat_ms=HEARTBEAT_MS
+)
 
 
 @dataclass
