@@ -80,6 +80,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         import uvicorn
 
         from app.events.sse import SHUTDOWN_GRACE_S
+        from app.events.wire import StreamingHttpToolsProtocol
 
         if args.workers > 1 and settings.redis_url is None:
             print(
@@ -97,7 +98,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             port=args.port or settings.port,
             workers=args.workers,
             loop="uvloop",
-            http="httptools",
+            # uvicorn's httptools protocol, giving streams their connection (app/events/wire.py)
+            http=StreamingHttpToolsProtocol,
             proxy_headers=True,
             access_log=False,
             timeout_graceful_shutdown=SHUTDOWN_GRACE_S,

@@ -16,6 +16,7 @@ from sqlalchemy import text
 import procedures  # noqa: F401 - importing registers every procedure
 from app.config import Settings, load_settings
 from app.cross_origin import open_to_other_origins
+from app.events.heartbeat import send_heartbeats
 from app.events.outbox_pruning import prune_forever
 from app.events.outbox_watch import watch_outbox
 from app.events.sse import OPEN_STREAMS
@@ -74,12 +75,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PresenceKeeper(services).run_forever(), name="presence-keeper"
         )
         pruner = asyncio.create_task(prune_forever(services), name="outbox-pruner")
+        heartbeats = asyncio.create_task(
+            send_heartbeats(services.bus.hub, settings.heartbeat_ms), name="heartbeats"
+        )
         try:
             # Told to stop, the worker ends its streams within the grace period (DESIGN.md 5).
             with on_stop_signals(OPEN_STREAMS.close_all):
                 yield
         finally:
-            for task in (presence, sweeper, watcher, pruner):
+            for task in (presence, sweeper, watcher, pruner, heartbeats):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -26,7 +26,7 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from redis import asyncio as aioredis
@@ -377,7 +377,7 @@ class RedisBus(EventBus):
             finally:
                 self._pubsub = None
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await cast(Any, pubsub).aclose()  # typed in some redis-py versions only
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_S)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from collections.abc import Callable, Iterator
 
 from app.events.frames import Audience, LiveEvent
@@ -13,6 +14,7 @@ class Signal(enum.Enum):
     """Not an event: tells a stream to look at the outbox itself."""
 
     RESYNC = "resync"  # the bus may have dropped messages (e.g. Redis reconnected)
+    HEARTBEAT = "heartbeat"  # nothing written for a heartbeat interval (app/events/heartbeat.py)
 
 
 class Listener:
@@ -22,6 +24,11 @@ class Listener:
     its stream then closes, and the client resumes with Last-Event-ID from the outbox.
     Deliberately lighter than asyncio.Queue (a list and at most one future): a worker holds
     one per open stream, and most streams sit idle.
+
+    While its stream waits with nothing pending, an item may be taken at once by `direct` (set
+    by the stream): it writes the item onto the connection itself and says whether it did, so a
+    fan-out to thousands of idle streams is a write each, with no task woken. What it declines
+    (a gap, the final event, a connection that is behind) goes to the mailbox as before.
     """
 
     __slots__ = (
@@ -29,7 +36,9 @@ class Listener:
         "_maxsize",
         "_waiter",
         "audience",
+        "direct",
         "last_seq",
+        "last_write",
         "on_overflow",
         "overflowed",
         "session_id",
@@ -44,14 +53,26 @@ class Listener:
         self.overflowed = False
         # The newest event id its stream has written; the outbox watcher compares it.
         self.last_seq = 0
+        # When its stream last wrote (time.monotonic()); the heartbeat is due a while after.
+        self.last_write = time.monotonic()
         # Set by the stream: ends it even while it is stuck writing to a slow client.
         self.on_overflow: Callable[[], None] | None = None
+        self.direct: Callable[[LiveEvent | Signal], bool] | None = None
 
     def offer(self, item: LiveEvent | Signal) -> None:
         if self.overflowed:
             return
+        if (
+            self.direct is not None
+            and self._waiter is not None
+            and not self._items
+            and self.direct(item)
+        ):
+            return  # written already, in order: its stream is waiting with nothing pending
         if item is Signal.RESYNC and self._items and self._items[-1] is Signal.RESYNC:
             return  # one pending resync reads everything
+        if item is Signal.HEARTBEAT and self._items:
+            return  # its stream is about to write anyway
         if len(self._items) >= self._maxsize:
             # What it missed stays in the outbox; RESYNC wakes a stream that still reads.
             self.overflowed = True
@@ -63,13 +84,19 @@ class Listener:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def next(self, within_s: float) -> LiveEvent | Signal | None:
-        """The next item, or None after `within_s` seconds of silence."""
+    async def next(self, within_s: float | None = None) -> LiveEvent | Signal | None:
+        """The next item, or None after `within_s` seconds of silence (None: wait for one).
+
+        A stream waits without a timer of its own: its heartbeats come as items.
+        """
         if not self._items:
             self._waiter = asyncio.get_running_loop().create_future()
             try:
-                async with asyncio.timeout(within_s):
+                if within_s is None:
                     await self._waiter
+                else:
+                    async with asyncio.timeout(within_s):
+                        await self._waiter
             except TimeoutError:
                 return None
             finally:
@@ -114,6 +141,12 @@ class Hub:
             for listener in self._listeners.get(session_id, ()):
                 if listener.last_seq < seq:
                     listener.offer(Signal.RESYNC)
+
+    def beat(self, due_before: float) -> None:
+        """A heartbeat to every stream that has written nothing since `due_before`."""
+        for listener in self._all():
+            if listener.last_write <= due_before:
+                listener.offer(Signal.HEARTBEAT)
 
     def resync_all(self) -> None:
         for listener in self._all():

@@ -56,6 +56,7 @@ from app.events.frames import LiveEvent
 from app.events.framing import SSE, STREAM_HEADERS, Framing, Whole
 from app.events.hub import Listener, Signal
 from app.events.streams import StreamSpec, client_stream, staff_stream
+from app.events.wire import Wire, wire_of
 from app.rpc.errors import ErrorCode, RpcError, error_from_exception
 from app.runtime import Services
 
@@ -113,7 +114,7 @@ async def streams(scope: Scope, receive: Receive, send: Send) -> None:
         authorization=headers.get("authorization"), ticket=next(iter(query.get("ticket", [])), None)
     )
     given = headers.get("last-event-id") or next(iter(query.get("lastEventId", [])), None)
-    await serve(services, receive, send, spec, SSE, credentials, given or None)
+    await serve(services, receive, send, spec, SSE, credentials, given or None, wire_of(scope))
 
 
 ROUTES = [streams]
@@ -135,11 +136,13 @@ async def serve(
     framing: Framing,
     credentials: Credentials,
     last_event_id: str | None,
+    wire: Wire | None = None,
 ) -> None:
     """Serve one stream: admit it, read its opening, then write until it ends.
 
     `last_event_id` is the newest event the client has (None: a fresh stream); EventSource
-    sends no id rather than an empty one, so an empty one is taken as none.
+    sends no id rather than an empty one, so an empty one is taken as none. `wire` is the
+    request's connection when the server gives it (app/events/wire.py).
     """
     try:
         actor = admit(services, spec, credentials)
@@ -170,7 +173,7 @@ async def serve(
             if listener is not None:
                 await bus.unlisten(listener)
             listener = await bus.listen(opening.session_id, spec.audience)
-        stream = _Stream(services, spec, framing, listener, send, opening, listened_first)
+        stream = _Stream(services, spec, framing, listener, send, opening, listened_first, wire)
         # The stream holds the opening only until it is written: a snapshot is the whole cart
         # (tens of KB), and an idle stream lives for hours.
         del opening
@@ -342,6 +345,23 @@ ROOM_SESSIONS = RoomSessions()
 
 
 class _Stream:
+    # Slots: a worker holds one per open stream, for hours.
+    __slots__ = (
+        "_drain",
+        "_end_at",
+        "_listened_first",
+        "_opening",
+        "_send",
+        "_started",
+        "_wire",
+        "final",
+        "framing",
+        "listener",
+        "services",
+        "session_id",
+        "spec",
+    )
+
     def __init__(
         self,
         services: Services,
@@ -351,6 +371,7 @@ class _Stream:
         send: Send,
         opening: _Opening,
         listened_first: bool,
+        wire: Wire | None = None,
     ) -> None:
         self.services = services
         self.spec = spec
@@ -361,8 +382,8 @@ class _Stream:
         # Whether it listened before its opening was read (see serve).
         self._listened_first = listened_first
         self._send = send
+        self._wire = wire
         self.final = False
-        self._last_write = time.monotonic()
         self._started = False  # the response head is sent
         # When the worker stops: the loop time to end by, and the deadline that enforces it
         # while the stream writes (entered once the opening is read, see _stream).
@@ -394,7 +415,14 @@ class _Stream:
                 reason.append(why)
                 task.cancel()
 
-        watcher = asyncio.create_task(_watch_disconnect(receive, stop))
+        # The wire tells of a disconnect itself; without one a task waits for ASGI's.
+        watcher = None
+        if self._wire is None:
+            watcher = asyncio.create_task(_watch_disconnect(receive, stop))
+        elif self._wire.lost:
+            return
+        else:
+            self._wire.on_lost = lambda: stop("disconnect")
         self.listener.on_overflow = lambda: stop("overflow")
         OPEN_STREAMS.add(self)
         try:
@@ -413,7 +441,11 @@ class _Stream:
             await self._end_failed(RpcError(ErrorCode.INTERNAL_SERVER_ERROR, "Internal error"))
         finally:
             OPEN_STREAMS.discard(self)
-            watcher.cancel()
+            self.listener.direct = None
+            if watcher is not None:
+                watcher.cancel()
+            if self._wire is not None:
+                self._wire.on_lost = None
 
     async def _stream(self) -> None:
         """Write the opening, then live events, until the story ends or the worker stops.
@@ -482,18 +514,42 @@ class _Stream:
             await self._backfill()
 
     async def _live(self) -> None:
-        heartbeat_s = self.services.settings.heartbeat_ms / 1000
+        if self._wire is not None:
+            self.listener.direct = self._write_now
         while not self.final:
-            item = await self.listener.next(heartbeat_s)
-            if item is None:
-                if time.monotonic() - self._last_write >= heartbeat_s * 0.9:
-                    await self._write(self.framing.heartbeat)
+            item = await self.listener.next()
+            if item is Signal.HEARTBEAT:
+                await self._write(self.framing.heartbeat)
             elif item is Signal.RESYNC:
                 await self._catch_up()
             elif isinstance(item, LiveEvent):
                 await self._take(item)
+        self.listener.direct = None
         # Events committed with the final one (a sales sheet with the conversion) follow it.
         await self._catch_up()
+
+    def _write_now(self, item: LiveEvent | Signal) -> bool:
+        """Take `item` where it is delivered, while the stream waits with nothing pending
+        (Listener.direct): write it onto the wire if it is the next event or a heartbeat and
+        the connection takes it without waiting. What this declines wakes the stream, which
+        deals with it as `_live` always does (a gap, the final event, a client behind)."""
+        assert self._wire is not None
+        if item is Signal.HEARTBEAT:
+            body = self.framing.heartbeat
+        elif isinstance(item, LiveEvent):
+            if item.seq <= self.last_seq:
+                return True  # already sent (replay, backfill or a duplicate)
+            if item.seq != self.last_seq + 1 or item.final:
+                return False
+            body = self.framing.event(item, self.spec.audience)
+        else:
+            return False
+        if not self._wire.write(body):
+            return False
+        if isinstance(item, LiveEvent):
+            self.last_seq = item.seq
+        self.listener.last_write = time.monotonic()
+        return True
 
     async def _take(self, event: LiveEvent) -> None:
         if event.seq <= self.last_seq:
@@ -527,7 +583,7 @@ class _Stream:
 
     async def _write(self, body: bytes) -> None:
         await self._send_within({"type": "http.response.body", "body": body, "more_body": True})
-        self._last_write = time.monotonic()
+        self.listener.last_write = time.monotonic()
 
     async def _send_within(self, message: Message, within_s: float | None = None) -> None:
         """Send, or raise ClientStalled once the client has taken nothing for `within_s`

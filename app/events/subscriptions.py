@@ -20,6 +20,7 @@ from litestar.types import Receive, Send
 
 from app.events import sse
 from app.events.framing import TrpcFraming
+from app.events.wire import Wire
 from app.rpc.dispatch import decode_params
 from app.rpc.errors import ErrorCode, RpcError
 from app.rpc.registry import Procedure, Subscribe
@@ -67,8 +68,9 @@ async def serve_subscription(
     request: SubscriptionRequest,
     receive: Receive,
     send: Send,
+    wire: Wire | None = None,
 ) -> None:
-    """Stream `procedure`'s events to one tRPC client."""
+    """Stream `procedure`'s events to one tRPC client (`wire`: see app/events/wire.py)."""
     framing = TrpcFraming(
         procedure.name, inactivity_ms=INACTIVITY_HEARTBEATS * services.settings.heartbeat_ms
     )
@@ -86,7 +88,9 @@ async def serve_subscription(
     # EventSource's own reconnect keeps the URL it had (so the input's id is older) and sends
     # the newest id it saw as the header.
     last_event_id = request.last_event_id or subscribe.last_event_id
-    await sse.serve(services, receive, send, subscribe.stream, framing, credentials, last_event_id)
+    await sse.serve(
+        services, receive, send, subscribe.stream, framing, credentials, last_event_id, wire
+    )
 
 
 def _subscribe(procedure: Procedure, raw_input: bytes | None) -> Subscribe[Any]:

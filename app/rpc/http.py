@@ -19,6 +19,7 @@ from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from app.events.subscriptions import SubscriptionRequest, connection_params, serve_subscription
+from app.events.wire import wire_of
 from app.rpc import jsonrpc, trpc
 from app.rpc.dispatch import Caller, Dispatcher
 from app.rpc.errors import ErrorCode, RpcError
@@ -337,7 +338,7 @@ def _subscription(
     services = dispatcher_of(request).services
 
     async def stream(scope: Scope, receive: Receive, send: Send) -> None:
-        await serve_subscription(services, procedure, subscription, receive, send)
+        await serve_subscription(services, procedure, subscription, receive, send, wire_of(scope))
 
     return _Served(stream)
 
