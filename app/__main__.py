@@ -92,7 +92,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         signal.signal(signal.SIGTERM, _exit_when_terminated)
         uvicorn.run(
-            "app.server:create_app",
+            "app.server:create_served_app",
             factory=True,
             host=args.host or settings.host,
             port=args.port or settings.port,

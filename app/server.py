@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar, Response, get
 from litestar.datastructures import State
+from litestar.enums import ScopeType
+from litestar.types import Receive, Scope, Send
 from sqlalchemy import text
 
 import procedures  # noqa: F401 - importing registers every procedure
@@ -19,7 +21,7 @@ from app.cross_origin import open_to_other_origins
 from app.events.heartbeat import send_heartbeats
 from app.events.outbox_pruning import prune_forever
 from app.events.outbox_watch import watch_outbox
-from app.events.sse import OPEN_STREAMS
+from app.events.sse import OPEN_STREAMS, STREAMS_PREFIX, open_stream
 from app.events.sse import ROUTES as SSE_ROUTES
 from app.idle_sweeper import run_forever
 from app.presence_keeper import PresenceKeeper
@@ -104,3 +106,42 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
         openapi_config=None,
     )
+
+
+def create_served_app() -> StreamsFirst:
+    """What `python -m app serve` runs: the app, with streams answered before its router."""
+    return StreamsFirst(create_app())
+
+
+class StreamsFirst:
+    """The ASGI app in front of litestar: a stream request (under /api/sse) goes straight to
+    the stream core, everything else to litestar.
+
+    A stream is long-lived and most of its life idle: through the router, litestar's layers
+    (its scope copy, state, exception and send wrappers, one suspended frame each) stayed alive
+    as long as it did, a few KB per stream, which at ten thousand streams per worker is what
+    this saves. The answer is the same either way (the router's mount calls the same core,
+    and in-process tests go through it). A request with an Origin goes through the router when
+    CORS is configured, so the API's one CORS layer answers it (app/cross_origin.py).
+    """
+
+    def __init__(self, app: Litestar) -> None:
+        self.app = app
+        self._services: Services = app.state.services
+        self._cors = bool(self._services.settings.cors_allowed_origins)
+        self._prefix = STREAMS_PREFIX + "/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == ScopeType.HTTP
+            and scope["path"].startswith(self._prefix)
+            and not (self._cors and _has_origin(scope))
+        ):
+            path = scope["path"][len(STREAMS_PREFIX) :]
+            await open_stream(self._services, scope, receive, send, path)
+            return
+        await self.app(scope, receive, send)
+
+
+def _has_origin(scope: Scope) -> bool:
+    return any(name == b"origin" for name, _ in scope["headers"])

@@ -62,9 +62,11 @@ class Listener:
     def offer(self, item: LiveEvent | Signal) -> None:
         if self.overflowed:
             return
+        waiter = self._waiter
         if (
             self.direct is not None
-            and self._waiter is not None
+            and waiter is not None
+            and not waiter.done()
             and not self._items
             and self.direct(item)
         ):
@@ -84,24 +86,35 @@ class Listener:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def next(self, within_s: float | None = None) -> LiveEvent | Signal | None:
-        """The next item, or None after `within_s` seconds of silence (None: wait for one).
+    def take(self) -> LiveEvent | Signal | None:
+        """The oldest pending item, if any."""
+        return self._items.pop(0) if self._items else None
 
-        A stream waits without a timer of its own: its heartbeats come as items.
-        """
+    def wait(self) -> asyncio.Future[None]:
+        """Done once an item is pending (await it, then `take`). A stream waits without a
+        timer of its own: its heartbeats come as items."""
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            if self._items:
+                waiter.set_result(None)
+            else:
+                waiter.add_done_callback(self._waited)
+        return waiter
+
+    def _waited(self, waiter: asyncio.Future[None]) -> None:
+        if self._waiter is waiter:
+            self._waiter = None
+
+    async def next(self, within_s: float) -> LiveEvent | Signal | None:
+        """The next item, or None after `within_s` seconds of silence."""
         if not self._items:
-            self._waiter = asyncio.get_running_loop().create_future()
             try:
-                if within_s is None:
-                    await self._waiter
-                else:
-                    async with asyncio.timeout(within_s):
-                        await self._waiter
+                async with asyncio.timeout(within_s):
+                    await self.wait()
             except TimeoutError:
                 return None
-            finally:
-                self._waiter = None
-        return self._items.pop(0) if self._items else None
+        return self.take()
 
 
 class Hub:

@@ -81,40 +81,58 @@ DRAIN_SPREAD_S = 2.0
 DRAIN_WRITE_S = 1.0
 
 
-@asgi("/api/sse", is_mount=True, copy_scope=False)
+STREAMS_PREFIX = "/api/sse"
+
+
+@asgi(STREAMS_PREFIX, is_mount=True, copy_scope=False)
 async def streams(scope: Scope, receive: Receive, send: Send) -> None:
     """Routes the two stream paths (a mount: litestar's ASGI routes cannot take path params)."""
     if scope["type"] != ScopeType.HTTP:
         # A WebSocket handshake cannot be answered with http.* messages (uvicorn fails it with
         # a 500); this is how litestar refuses a WebSocket on an HTTP-only route.
         raise ClientException()
-    parts = scope["path"].strip("/").split("/")
-    match parts:
+    # The mount has cut its prefix from the path.
+    await open_stream(scope["app"].state.services, scope, receive, send, scope["path"])
+
+
+async def open_stream(
+    services: Services, scope: Scope, receive: Receive, send: Send, path: str
+) -> None:
+    """A request for `path` under /api/sse: from the router above, or straight from the served
+    app (app/server.py), which keeps long-lived streams out of the framework's layers."""
+    request = _stream_request(services, scope, path)
+    if isinstance(request, RpcError):
+        await send_whole(send, SSE.refusal(request))
+        return
+    spec, credentials, given = request
+    await serve(services, receive, send, spec, SSE, credentials, given, wire_of(scope))
+
+
+def _stream_request(
+    services: Services, scope: Scope, path: str
+) -> tuple[StreamSpec, Credentials, str | None] | RpcError:
+    """What a stream request asks for (path, credentials, Last-Event-ID), or why it is refused.
+
+    A function of its own, so that nothing it reads stays alive as long as the stream.
+    """
+    match path.strip("/").split("/"):
         case ["live-shopping", session_id] if _is_number(session_id):
             spec = staff_stream(int(session_id))
         case ["vip", "live-shopping", room_code] if room_code:
             spec = client_stream(room_code)
         case _:
-            await send_whole(
-                send, SSE.refusal(RpcError(ErrorCode.NOT_FOUND, "No stream at this path"))
-            )
-            return
+            return RpcError(ErrorCode.NOT_FOUND, "No stream at this path")
     if scope.get("method") != "GET":
-        error = RpcError(ErrorCode.BAD_REQUEST, "Streams are opened with GET")
-        await send_whole(send, SSE.refusal(error))
-        return
-    services: Services = scope["app"].state.services
+        return RpcError(ErrorCode.BAD_REQUEST, "Streams are opened with GET")
     if not services.settings.live_shopping_enabled:
-        error = RpcError(ErrorCode.METHOD_NOT_FOUND, "Live shopping is not enabled")
-        await send_whole(send, SSE.refusal(error))
-        return
-    headers = _headers(scope)
+        return RpcError(ErrorCode.METHOD_NOT_FOUND, "Live shopping is not enabled")
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     credentials = Credentials(
-        authorization=headers.get("authorization"), ticket=next(iter(query.get("ticket", [])), None)
+        authorization=_header(scope, b"authorization"),
+        ticket=next(iter(query.get("ticket", [])), None),
     )
-    given = headers.get("last-event-id") or next(iter(query.get("lastEventId", [])), None)
-    await serve(services, receive, send, spec, SSE, credentials, given or None, wire_of(scope))
+    given = _header(scope, b"last-event-id") or next(iter(query.get("lastEventId", [])), None)
+    return spec, credentials, given or None
 
 
 ROUTES = [streams]
@@ -215,12 +233,12 @@ def replay_after(last_event_id: str, *, latest: int, oldest_kept: int) -> int | 
     return seq if oldest_kept - 1 <= seq <= latest else None
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    """Header name -> the first value given, as POST /rpc reads them."""
-    headers: dict[str, str] = {}
+def _header(scope: Scope, wanted: bytes) -> str | None:
+    """A header's first value, as POST /rpc reads them."""
     for name, value in scope["headers"]:
-        headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-    return headers
+        if name == wanted:
+            return value.decode("latin-1")
+    return None
 
 
 def _as_rpc_error(exc: Exception) -> RpcError:
@@ -353,6 +371,8 @@ class _Stream:
         "_opening",
         "_send",
         "_started",
+        "_stopped_by",
+        "_task",
         "_wire",
         "final",
         "framing",
@@ -389,6 +409,8 @@ class _Stream:
         # while the stream writes (entered once the opening is read, see _stream).
         self._end_at: float | None = None
         self._drain: asyncio.Timeout | None = None
+        self._task: asyncio.Task[Any] | None = None  # the task serving it, once it runs
+        self._stopped_by: str | None = None  # why it was stopped from outside, if it was
 
     @property
     def last_seq(self) -> int:
@@ -405,30 +427,35 @@ class _Stream:
         if self._drain is not None and not self._drain.expired():
             self._drain.reschedule(when)
 
+    def _stop(self, why: str) -> None:
+        """End the stream from outside its task (its client left, or fell too far behind)."""
+        if self._stopped_by is None and self._task is not None:
+            self._stopped_by = why
+            self._task.cancel()
+
+    def _disconnected(self) -> None:
+        self._stop("disconnect")
+
+    def _overflowed(self) -> None:
+        self._stop("overflow")
+
     async def run(self, receive: Receive) -> None:
-        task = asyncio.current_task()
+        task = self._task = asyncio.current_task()
         assert task is not None
-        reason: list[str] = []
-
-        def stop(why: str) -> None:
-            if not reason:
-                reason.append(why)
-                task.cancel()
-
         # The wire tells of a disconnect itself; without one a task waits for ASGI's.
         watcher = None
         if self._wire is None:
-            watcher = asyncio.create_task(_watch_disconnect(receive, stop))
+            watcher = asyncio.create_task(_watch_disconnect(receive, self._disconnected))
         elif self._wire.lost:
             return
         else:
-            self._wire.on_lost = lambda: stop("disconnect")
-        self.listener.on_overflow = lambda: stop("overflow")
+            self._wire.on_lost = self._disconnected
+        self.listener.on_overflow = self._overflowed
         OPEN_STREAMS.add(self)
         try:
             await self._stream()
         except asyncio.CancelledError:
-            if not reason:
+            if self._stopped_by is None:
                 raise  # shutdown, not ours to swallow
             task.uncancel()
         except ClientStalled:
@@ -516,8 +543,14 @@ class _Stream:
     async def _live(self) -> None:
         if self._wire is not None:
             self.listener.direct = self._write_now
+        listener = self.listener
         while not self.final:
-            item = await self.listener.next()
+            # Awaiting the listener's future itself, not a coroutine around it: an idle stream
+            # is one suspended frame less.
+            item = listener.take()
+            if item is None:
+                await listener.wait()
+                continue
             if item is Signal.HEARTBEAT:
                 await self._write(self.framing.heartbeat)
             elif item is Signal.RESYNC:
@@ -595,9 +628,9 @@ class _Stream:
             raise ClientStalled from None
 
 
-async def _watch_disconnect(receive: Receive, stop: Callable[[str], None]) -> None:
+async def _watch_disconnect(receive: Receive, disconnected: Callable[[], None]) -> None:
     while True:
         message: dict[str, Any] = dict(await receive())
         if message["type"] == "http.disconnect":
-            stop("disconnect")
+            disconnected()
             return

@@ -3,7 +3,6 @@ keys stream tickets are bound to."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,18 +13,24 @@ from app.domain.announce import client_snapshot, staff_snapshot
 from app.domain.sessions import session_for_client, session_for_staff
 from app.events.frames import Audience
 
-Loader = Callable[[AsyncSession, Actor], Awaitable[LiveSession]]
-
 
 @dataclass(frozen=True, slots=True)
 class StreamSpec:
-    """What differs between the two streams."""
+    """What differs between the two streams. Plain data, no closures: a worker holds one per
+    open stream."""
 
     audience: Audience
     key: str  # what a stream ticket is bound to
     roles: frozenset[Role]
-    load: Loader  # the session, if the actor may watch it (raises otherwise)
     session_id: int | None = None  # when the request names it (the staff stream)
+    room_code: str | None = None  # the client stream's
+
+    async def load(self, db: AsyncSession, actor: Actor) -> LiveSession:
+        """The session, if the actor may watch it (raises otherwise)."""
+        if self.room_code is not None:
+            return await session_for_client(db, actor, self.room_code)
+        assert self.session_id is not None
+        return await session_for_staff(db, actor, self.session_id)
 
     async def snapshot(self, db: AsyncSession, live: LiveSession) -> object:
         if self.audience is Audience.STAFF:
@@ -33,22 +38,21 @@ class StreamSpec:
         return await client_snapshot(db, live)
 
 
+_CLIENT_ROLES = frozenset({Role.CLIENT})
+
+
 def staff_stream(session_id: int) -> StreamSpec:
     """A session's staff stream: every event in full, for staff who may read the session."""
-
-    async def load(db: AsyncSession, actor: Actor) -> LiveSession:
-        return await session_for_staff(db, actor, session_id)
-
-    return StreamSpec(Audience.STAFF, staff_stream_key(session_id), STAFF_ROLES, load, session_id)
+    return StreamSpec(
+        Audience.STAFF, staff_stream_key(session_id), STAFF_ROLES, session_id=session_id
+    )
 
 
 def client_stream(room_code: str) -> StreamSpec:
     """A room's client stream: the client projection of every event, for the room's client."""
-
-    async def load(db: AsyncSession, actor: Actor) -> LiveSession:
-        return await session_for_client(db, actor, room_code)
-
-    return StreamSpec(Audience.CLIENT, client_stream_key(room_code), frozenset({Role.CLIENT}), load)
+    return StreamSpec(
+        Audience.CLIENT, client_stream_key(room_code), _CLIENT_ROLES, room_code=room_code
+    )
 
 
 def staff_stream_key(session_id: int) -> str:

@@ -15,7 +15,8 @@ raw asyncio protocols in this process (tests/bench/fanout.py's Subscriber). Four
 
 BENCH_SCALE (default 1) scales every count, e.g. 0.2 on a small shared machine; the figures
 printed say what scale ran. The machine's CPUs are shared with the load side, so latencies
-include its contention.
+include its contention; the load side runs on uvloop, as the servers do, to take as little of
+them as it can.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import uvloop
 
 from app.auth import TokenService
 from app.config import load_settings
@@ -362,7 +364,7 @@ def run(*, load: str = "auto", seconds: float | None = None) -> bool:
         with live_server.fresh_database("ls_scale") as url:
             env = live_server.server_env(url, REDIS_URL=services.REDIS_URL)
             with live_server.running_servers(env, workers) as servers:
-                clean, line = asyncio.run(_round(servers, env, round_))
+                clean, line = uvloop.run(_round(servers, env, round_))
                 reads = [_outbox_reads(server) for server in servers]
         print(line)
         if name == "storm":
