@@ -98,13 +98,7 @@ class Listener:
             waiter = self._waiter = asyncio.get_running_loop().create_future()
             if self._items:
                 waiter.set_result(None)
-            else:
-                waiter.add_done_callback(self._waited)
         return waiter
-
-    def _waited(self, waiter: asyncio.Future[None]) -> None:
-        if self._waiter is waiter:
-            self._waiter = None
 
     async def next(self, within_s: float) -> LiveEvent | Signal | None:
         """The next item, or None after `within_s` seconds of silence."""

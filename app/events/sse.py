@@ -30,7 +30,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -95,17 +95,17 @@ async def streams(scope: Scope, receive: Receive, send: Send) -> None:
     await open_stream(scope["app"].state.services, scope, receive, send, scope["path"])
 
 
-async def open_stream(
+def open_stream(
     services: Services, scope: Scope, receive: Receive, send: Send, path: str
-) -> None:
-    """A request for `path` under /api/sse: from the router above, or straight from the served
-    app (app/server.py), which keeps long-lived streams out of the framework's layers."""
+) -> Awaitable[None]:
+    """Answering a request for `path` under /api/sse: for the router above, or straight for
+    the served app (app/server.py), which keeps long-lived streams out of the framework's
+    layers. Not a coroutine itself, so that no frame of it lives as long as the stream."""
     request = _stream_request(services, scope, path)
     if isinstance(request, RpcError):
-        await send_whole(send, SSE.refusal(request))
-        return
+        return send_whole(send, SSE.refusal(request))
     spec, credentials, given = request
-    await serve(services, receive, send, spec, SSE, credentials, given, wire_of(scope))
+    return serve(services, receive, send, spec, SSE, credentials, given, wire_of(scope))
 
 
 def _stream_request(
@@ -167,6 +167,7 @@ async def serve(
     except Exception as exc:
         await send_whole(send, framing.refusal(_as_rpc_error(exc)))
         return
+    del credentials  # this frame lives as long as the stream; the token need not
     bus = services.bus
     # Listening starts before the read when the session is known: from the request (the staff
     # stream's id), or for a room code from an earlier stream of this worker (ROOM_SESSIONS).
@@ -181,6 +182,8 @@ async def serve(
         except Exception as exc:
             await send_whole(send, framing.refusal(_as_rpc_error(exc)))
             return
+        finally:
+            del actor
         if opening.nothing_left:
             await send_whole(send, framing.nothing_left())
             return
@@ -485,7 +488,26 @@ class _Stream:
         try:
             async with asyncio.timeout_at(self._end_at) as self._drain:
                 await self._open()
-                await self._live()
+                # Live events, inline rather than a coroutine of their own: an idle stream is
+                # one suspended frame less.
+                listener = self.listener
+                if self._wire is not None:
+                    listener.direct = self._write_now
+                while not self.final:
+                    # The listener's future itself, not a coroutine around it, likewise.
+                    item = listener.take()
+                    if item is None:
+                        await listener.wait()
+                    elif item is Signal.HEARTBEAT:
+                        await self._write(self.framing.heartbeat)
+                    elif item is Signal.RESYNC:
+                        await self._catch_up()
+                    elif isinstance(item, LiveEvent):
+                        await self._take(item)
+                listener.direct = None
+                # Events committed with the final one (a sales sheet with the conversion)
+                # follow it.
+                await self._catch_up()
         except TimeoutError:
             if self._drain is None or not self._drain.expired():
                 raise
@@ -540,32 +562,11 @@ class _Stream:
             self.last_seq = opening.resume_after
             await self._backfill()
 
-    async def _live(self) -> None:
-        if self._wire is not None:
-            self.listener.direct = self._write_now
-        listener = self.listener
-        while not self.final:
-            # Awaiting the listener's future itself, not a coroutine around it: an idle stream
-            # is one suspended frame less.
-            item = listener.take()
-            if item is None:
-                await listener.wait()
-                continue
-            if item is Signal.HEARTBEAT:
-                await self._write(self.framing.heartbeat)
-            elif item is Signal.RESYNC:
-                await self._catch_up()
-            elif isinstance(item, LiveEvent):
-                await self._take(item)
-        self.listener.direct = None
-        # Events committed with the final one (a sales sheet with the conversion) follow it.
-        await self._catch_up()
-
     def _write_now(self, item: LiveEvent | Signal) -> bool:
         """Take `item` where it is delivered, while the stream waits with nothing pending
         (Listener.direct): write it onto the wire if it is the next event or a heartbeat and
         the connection takes it without waiting. What this declines wakes the stream, which
-        deals with it as `_live` always does (a gap, the final event, a client behind)."""
+        deals with it as `_stream` always does (a gap, the final event, a client behind)."""
         assert self._wire is not None
         if item is Signal.HEARTBEAT:
             body = self.framing.heartbeat
