@@ -547,9 +547,9 @@ class _Stream:
         assert opening is not None
         await self._send_within(_response_start(200, STREAM_HEADERS))
         self._started = True
-        await self._write(self.framing.head())
+        # The head goes out with what follows it, in one write.
         if opening.snapshot is not None:
-            await self._write(opening.snapshot)
+            await self._write(self.framing.head() + opening.snapshot)
             self.last_seq = opening.latest_seq
             self.final = opening.final
             del opening  # written: nothing holds the snapshot now
@@ -560,7 +560,7 @@ class _Stream:
         else:
             assert opening.resume_after is not None
             self.last_seq = opening.resume_after
-            await self._backfill()
+            await self._backfill(self.framing.head())
 
     def _write_now(self, item: LiveEvent | Signal) -> bool:
         """Take `item` where it is delivered, while the stream waits with nothing pending
@@ -603,15 +603,20 @@ class _Stream:
             # and last_seq only ever moves past events actually written.
             log.warning("stream catch-up failed, retrying later: %s", exc)
 
-    async def _backfill(self) -> None:
-        """Write the outbox events after last_seq, a page at a time, holding no connection."""
+    async def _backfill(self, before: bytes = b"") -> None:
+        """Write the outbox events after last_seq (after `before`, if given), a page at a time
+        and one write a page, holding no connection: a reconnect storm of thousands of
+        streams is one write each, not one per missed event."""
         outbox = self.services.outbox
         while True:
             page = await outbox.after(self.session_id, self.last_seq)
-            for event in page:
-                await self._write(self.framing.event(event, self.spec.audience))
-                self.last_seq = event.seq
-                self.final = self.final or event.final
+            if page or before:
+                audience = self.spec.audience
+                await self._write(before + b"".join(self.framing.event(e, audience) for e in page))
+                before = b""
+            if page:
+                self.last_seq = page[-1].seq
+                self.final = self.final or any(event.final for event in page)
             if len(page) < outbox.page_size:
                 return
 
