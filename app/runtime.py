@@ -9,6 +9,7 @@ from app.auth import TokenService
 from app.config import Settings
 from app.db.engine import Database
 from app.events.bus import EventBus, create_bus
+from app.events.openings import OpeningReads
 from app.events.replay import OutboxPages
 
 log = logging.getLogger("app.runtime")
@@ -21,6 +22,7 @@ class Services:
     tokens: TokenService
     bus: EventBus
     outbox: OutboxPages  # the streams' reads of the outbox, shared per session
+    openings: OpeningReads  # the reads streams open with, shared likewise
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
@@ -32,6 +34,7 @@ class Services:
             tokens=TokenService(settings),
             bus=bus,
             outbox=OutboxPages(db, bus.ring),
+            openings=OpeningReads(db),
         )
 
     async def start(self) -> None:
@@ -42,4 +45,5 @@ class Services:
         log.info("outbox reads: %d", self.outbox.queries)
         await self.bus.close()
         await self.outbox.close()
+        await self.openings.close()
         await self.db.dispose()

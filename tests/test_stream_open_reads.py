@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import event
 
 from app.config import Settings
+from app.domain.actors import Role
 from app.events import sse
 from app.events.sse import streams
 from app.events.subscriptions import SubscriptionRequest, serve_subscription
@@ -181,3 +182,65 @@ async def test_a_room_stream_whose_session_this_worker_knows_listens_first_and_r
     await asyncio.sleep(0.2)  # time for a catch-up read, were there one
     assert world.reads.transactions == 1, world.reads.statements  # no outbox read to settle
     assert not [s for s in world.reads.statements if "session_events" in s], world.reads.statements
+
+
+async def test_streams_of_one_session_opening_at_once_share_their_read(world: World) -> None:
+    """A storm of opens (fresh and resuming) is a read or two of the session, not one each;
+    each stream still gets its whole, correct opening, and each is still checked on its own
+    (a client who is not the room's gets NOT_FOUND from the same shared read)."""
+
+    def scope(token: str, *, last_event_id: int | None = None, room: bool = False) -> Any:
+        path = (
+            f"/vip/live-shopping/{world.room_code}"
+            if room
+            else f"/live-shopping/{world.session_id}"
+        )
+        headers = [(b"authorization", f"Bearer {token}".encode())]
+        if last_event_id is not None:
+            headers.append((b"last-event-id", str(last_event_id).encode()))
+        return {
+            "type": "http",
+            "method": "GET",
+            "path": path,
+            "headers": headers,
+            "query_string": b"",
+            "app": SimpleNamespace(state=SimpleNamespace(services=world.services)),
+        }
+
+    fresh = [Client() for _ in range(20)]
+    resuming = [Client() for _ in range(20)]
+    stranger = Client()
+    other_client = world.services.tokens.issue(sub=999, role=Role.CLIENT, client_id=424242)
+    tasks = [
+        *(
+            asyncio.create_task(streams.fn(scope(world.staff_token), c.receive, c.send))
+            for c in fresh
+        ),
+        *(
+            asyncio.create_task(
+                streams.fn(scope(world.staff_token, last_event_id=0), c.receive, c.send)
+            )
+            for c in resuming
+        ),
+        asyncio.create_task(
+            streams.fn(scope(other_client, room=True), stranger.receive, stranger.send)
+        ),
+    ]
+    try:
+        async with asyncio.timeout(READ_S):
+            for client in fresh:
+                await client.body.wait()
+            while not all(len(c.messages) >= 2 for c in resuming) or not stranger.messages:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # One read for the fresh staff streams, one for the resuming ones, one for the room.
+    assert world.reads.session_selects <= 3, world.reads.statements
+    for client in fresh:
+        assert b"event: SESSION_SNAPSHOT" in client.messages[1]["body"]
+    for client in resuming:
+        assert b"id: 1\nevent: " in client.messages[1]["body"]  # replayed from event 1
+    assert stranger.messages[0]["status"] == 404

@@ -119,6 +119,27 @@ async def session_for_client(
     return _client_may(actor, room_code, live)
 
 
+async def session_to_watch(
+    db: AsyncSession, *, session_id: int | None = None, room_code: str | None = None
+) -> LiveSession | None:
+    """The session a stream would follow (by id, or by room code), read for no one in
+    particular: the streams of one session opening together share this read, and
+    `staff_may_watch` / `client_may_watch` then decide for each of them."""
+    if room_code is not None:
+        return await _load(db, LiveSession.room_code == room_code, lock=False)
+    return await _load(db, LiveSession.id == session_id, lock=False)
+
+
+def staff_may_watch(actor: Actor, session_id: int, live: LiveSession | None) -> LiveSession:
+    """As session_for_staff decides a read: any staff member may watch a session."""
+    return _staff_may(actor, session_id, live, for_change=False)
+
+
+def client_may_watch(actor: Actor, room_code: str, live: LiveSession | None) -> LiveSession:
+    """As session_for_client decides: only the room's own client."""
+    return _client_may(actor, room_code, live)
+
+
 def _staff_may(
     actor: Actor, session_id: int, live: LiveSession | None, *, for_change: bool
 ) -> LiveSession:

@@ -50,7 +50,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.domain.actors import Actor
 from app.domain.errors import Forbidden
-from app.domain.retention import oldest_kept_seq
 from app.domain.status import FINAL_STATUSES
 from app.events.frames import LiveEvent
 from app.events.framing import SSE, STREAM_HEADERS, Framing, Whole
@@ -290,23 +289,25 @@ class _Opening:
 async def _read_opening(
     services: Services, spec: StreamSpec, framing: Framing, actor: Actor, last_event_id: str | None
 ) -> _Opening:
-    """The session the actor may watch (raises otherwise) and how its stream opens, in one
-    read: the session row is read once, and the stream keeps no ORM object."""
-    async with services.db.read_sessions() as db:
-        live = await spec.load(db, actor)
+    """The session the actor may watch (raises otherwise) and how its stream opens, from a read
+    shared with the streams of the session opening at the same moment (app/events/openings.py);
+    the stream keeps no ORM object."""
+    reads = services.openings
+    if last_event_id is not None:
+        found = await reads.read(spec, snapshot=False)
+        live = spec.admit(actor, found.live)
         latest, final = live.last_event_seq, live.status in FINAL_STATUSES
-        if last_event_id is not None:
-            oldest_kept = await oldest_kept_seq(db, live)
-            after = replay_after(last_event_id, latest=latest, oldest_kept=oldest_kept)
-            if after is not None:
-                return _Opening(live.id, latest, final, resume_after=after)
-        # A fresh stream, or a resume that replay cannot serve (reset): the whole state,
-        # labelled with the sequence number it includes, so a reconnect can resume right
-        # after it. Encoded here, so that the connection goes back before the first byte
-        # is written.
-        snapshot = await spec.snapshot(db, live)
-        body = framing.snapshot(latest, snapshot, reset=last_event_id is not None)
-        return _Opening(live.id, latest, final, snapshot=body)
+        after = replay_after(last_event_id, latest=latest, oldest_kept=found.oldest_kept)
+        if after is not None:
+            return _Opening(live.id, latest, final, resume_after=after)
+    # A fresh stream, or a resume that replay cannot serve (reset): the whole state, labelled
+    # with the sequence number it includes, so a reconnect can resume right after it. Encoded
+    # here, before the first byte is written.
+    found = await reads.read(spec, snapshot=True)
+    live = spec.admit(actor, found.live)
+    latest, final = live.last_event_seq, live.status in FINAL_STATUSES
+    body = framing.snapshot(latest, found.snapshot, reset=last_event_id is not None)
+    return _Opening(live.id, latest, final, snapshot=body)
 
 
 class OpenStreams:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import LiveSession
 from app.domain.actors import STAFF_ROLES, Actor, Role
 from app.domain.announce import client_snapshot, staff_snapshot
-from app.domain.sessions import session_for_client, session_for_staff
+from app.domain.sessions import client_may_watch, session_to_watch, staff_may_watch
 from app.events.frames import Audience
 
 
@@ -25,12 +25,16 @@ class StreamSpec:
     session_id: int | None = None  # when the request names it (the staff stream)
     room_code: str | None = None  # the client stream's
 
-    async def load(self, db: AsyncSession, actor: Actor) -> LiveSession:
+    async def read(self, db: AsyncSession) -> LiveSession | None:
+        """The session this stream follows, read for no one in particular (see `admit`)."""
+        return await session_to_watch(db, session_id=self.session_id, room_code=self.room_code)
+
+    def admit(self, actor: Actor, live: LiveSession | None) -> LiveSession:
         """The session, if the actor may watch it (raises otherwise)."""
         if self.room_code is not None:
-            return await session_for_client(db, actor, self.room_code)
+            return client_may_watch(actor, self.room_code, live)
         assert self.session_id is not None
-        return await session_for_staff(db, actor, self.session_id)
+        return staff_may_watch(actor, self.session_id, live)
 
     async def snapshot(self, db: AsyncSession, live: LiveSession) -> object:
         if self.audience is Audience.STAFF:
