@@ -44,13 +44,16 @@ class Wire:
         """Write `body` as the next chunk of the response now, if it can go out without
         waiting; False (and nothing written) otherwise."""
         cycle = self._cycle
+        if cycle.disconnected or cycle.transport.is_closing():
+            # Told already, unless the connection went while another request of it was the
+            # protocol's current one (pipelined behind the stream): tell it now.
+            self._connection_lost()
+            return False
         if (
             not cycle.response_started
             or cycle.response_complete
             or cycle.chunked_encoding is not True
-            or cycle.disconnected
             or cycle.flow.write_paused
-            or cycle.transport.is_closing()
         ):
             return False
         cycle.transport.write(b"%x\r\n%s\r\n" % (len(body), body))

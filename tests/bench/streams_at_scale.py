@@ -337,8 +337,8 @@ async def mix(world: World) -> tuple[bool, str]:
         task.add_done_callback(pending.discard)
         sent += 1
         await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
+    achieved = sent / (time.monotonic() - started)  # the rate they were sent at
     await asyncio.gather(*pending)
-    achieved = sent / (time.monotonic() - started)
     changes.close()
     await asyncio.sleep(3.0)
     # What had arrived by now, against every event recorded DUE_S before now. The outbox is
