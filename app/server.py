@@ -26,7 +26,7 @@ from app.events.sse import ROUTES as SSE_ROUTES
 from app.idle_sweeper import run_forever
 from app.presence_keeper import PresenceKeeper
 from app.rpc.dispatch import Dispatcher
-from app.rpc.http import ROUTES
+from app.rpc.http import ROUTES, TRPC_PREFIX, served_subscription
 from app.rpc.registry import REGISTRY
 from app.runtime import Services
 from app.stop_signals import on_stop_signals
@@ -114,8 +114,8 @@ def create_served_app() -> StreamsFirst:
 
 
 class StreamsFirst:
-    """The ASGI app in front of litestar: a stream request (under /api/sse) goes straight to
-    the stream core, everything else to litestar.
+    """The ASGI app in front of litestar: a stream request (under /api/sse, or a tRPC
+    subscription) goes straight to the stream core, everything else to litestar.
 
     A stream is long-lived and most of its life idle: through the router, litestar's layers
     (its scope copy, state, exception and send wrappers, one suspended frame each) stayed alive
@@ -127,19 +127,24 @@ class StreamsFirst:
 
     def __init__(self, app: Litestar) -> None:
         self.app = app
+        self._dispatcher: Dispatcher = app.state.dispatcher
         self._services: Services = app.state.services
         self._cors = bool(self._services.settings.cors_allowed_origins)
         self._prefix = STREAMS_PREFIX + "/"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == ScopeType.HTTP
-            and scope["path"].startswith(self._prefix)
-            and not (self._cors and _has_origin(scope))
-        ):
-            path = scope["path"][len(STREAMS_PREFIX) :]
-            await open_stream(self._services, scope, receive, send, path)
-            return
+        if scope["type"] == ScopeType.HTTP and not (self._cors and _has_origin(scope)):
+            path = scope["path"]
+            if path.startswith(self._prefix):
+                path = path[len(STREAMS_PREFIX) :]
+                await open_stream(self._services, scope, receive, send, path)
+                return
+            # A tRPC subscription likewise; any other /trpc call goes to the router.
+            if path.startswith(TRPC_PREFIX):
+                subscription = served_subscription(self._dispatcher, scope, receive, send)
+                if subscription is not None:
+                    await subscription
+                    return
         await self.app(scope, receive, send)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -226,3 +227,38 @@ async def test_without_the_setting_no_origin_gets_cors_headers(rpc: Rpc) -> None
     assert called.status_code == 200
     for answer in (asked, called):
         assert not [h for h in answer.headers if h.startswith("access-control-")], answer.headers
+
+
+# --- the streams ---------------------------------------------------------------------------------
+
+
+async def first_bytes(http: httpx.AsyncClient, path: str, headers: dict[str, str]) -> Any:
+    """The head of a stream's answer and its first event, then hang up."""
+    async with http.stream("GET", path, headers=headers) as answer:
+        body = b""
+        async for chunk in answer.aiter_bytes():
+            body += chunk
+            if b"SESSION_SNAPSHOT" in body:
+                break
+        return answer.status_code, answer.headers, body
+
+
+@pytest.mark.parametrize("kind", ["sse", "trpc"])
+async def test_a_stream_from_an_allowed_origin_can_be_read_by_the_page_and_one_without_gets_no_cors(
+    http: httpx.AsyncClient, tokens: Tokens, room: Room, kind: str
+) -> None:
+    """Served streams skip the router (app/server.py), except those with an Origin while CORS
+    is configured: those go through its CORS layer, and both kinds still stream."""
+    if kind == "sse":
+        path = f"/api/sse/live-shopping/{room.id}"
+    else:
+        path = f"/trpc/liveShopping.onSessionEvent?input=%7B%22sessionId%22%3A{room.id}%7D"
+    auth = {"authorization": f"Bearer {tokens.staff}"}
+
+    status, headers, body = await first_bytes(http, path, {**auth, "origin": CONSOLE})
+    assert status == 200 and b"SESSION_SNAPSHOT" in body
+    assert headers["access-control-allow-origin"] == CONSOLE
+
+    status, headers, body = await first_bytes(http, path, auth)
+    assert status == 200 and b"SESSION_SNAPSHOT" in body
+    assert not [h for h in headers if h.startswith("access-control-")]

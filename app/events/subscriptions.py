@@ -12,6 +12,8 @@ app/events/framing.py's.
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,23 +64,24 @@ class SubscriptionRequest:
     connection_params: dict[str, str] = field(default_factory=dict)
 
 
-async def serve_subscription(
+def serve_subscription(
     services: Services,
     procedure: Procedure,
     request: SubscriptionRequest,
     receive: Receive,
     send: Send,
     wire: Wire | None = None,
-) -> None:
-    """Stream `procedure`'s events to one tRPC client (`wire`: see app/events/wire.py)."""
-    framing = TrpcFraming(
-        procedure.name, inactivity_ms=INACTIVITY_HEARTBEATS * services.settings.heartbeat_ms
-    )
+) -> Awaitable[None]:
+    """Streaming `procedure`'s events to one tRPC client (`wire`: see app/events/wire.py).
+
+    Not a coroutine itself, so that no frame of it (nor the request it read) lives as long as
+    the stream.
+    """
+    framing = _framing(procedure.name, INACTIVITY_HEARTBEATS * services.settings.heartbeat_ms)
     try:
         subscribe = _subscribe(procedure, request.raw_input)
     except RpcError as error:  # the input: an error of the call, inside the stream
-        await sse.send_whole(send, framing.refusal(error))
-        return
+        return sse.send_whole(send, framing.refusal(error))
     params = request.connection_params
     token = params.get("token")
     credentials = sse.Credentials(
@@ -88,9 +91,15 @@ async def serve_subscription(
     # EventSource's own reconnect keeps the URL it had (so the input's id is older) and sends
     # the newest id it saw as the header.
     last_event_id = request.last_event_id or subscribe.last_event_id
-    await sse.serve(
+    return sse.serve(
         services, receive, send, subscribe.stream, framing, credentials, last_event_id, wire
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _framing(path: str, inactivity_ms: int) -> TrpcFraming:
+    """One framing per subscription and setting, shared by its streams (it holds no state)."""
+    return TrpcFraming(path, inactivity_ms=inactivity_ms)
 
 
 def _subscribe(procedure: Procedure, raw_input: bytes | None) -> Subscribe[Any]:

@@ -8,7 +8,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
-from urllib.parse import urlunsplit
+from urllib.parse import parse_qsl, urlunsplit
 
 from litestar import Litestar, Request, Response, asgi, get, route
 from litestar.enums import ScopeType
@@ -29,7 +29,9 @@ AnyRequest = Request[Any, Any, Any]
 JSON = "application/json"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # The headers this module reads; ASGI servers give header names in lower case.
-_READ_HEADERS = frozenset({b"authorization", b"x-request-id", b"host", b"content-length"})
+_READ_HEADERS = frozenset(
+    {b"authorization", b"x-request-id", b"host", b"content-length", b"last-event-id"}
+)
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _T = TypeVar("_T")
 
@@ -291,7 +293,7 @@ async def trpc_route(request: AnyRequest) -> Response[Any]:
         raw_input = raw.encode() if raw is not None else None
         procedure = dispatcher_of(request).registry.get(paths)
         if procedure is not None and procedure.kind is Kind.SUBSCRIPTION and not batch:
-            return _subscription(request, procedure, raw_input, caller)
+            return _subscription(request, procedure, caller)
     else:
         body = await _read_body(request)
         if isinstance(body, RpcError):
@@ -317,30 +319,74 @@ async def trpc_route(request: AnyRequest) -> Response[Any]:
     return Stream(answer.body, status_code=answer.status, media_type=JSON, headers=headers)
 
 
-def _subscription(
-    request: AnyRequest, procedure: Procedure, raw_input: bytes | None, caller: Caller
-) -> Response[Any]:
+def _subscription(request: AnyRequest, procedure: Procedure, caller: Caller) -> Response[Any]:
     """A tRPC subscription: an event stream (app/events/subscriptions.py), or the error
     @trpc/server answers before a stream starts (connectionParams it cannot read)."""
-    query = request.query_params
-    try:
-        params = connection_params(query.get("connectionParams"))
-    except RpcError as error:
-        envelope = trpc.error_envelope(error, None)
-        return _answer(error.code.http_status, envelope, caller)
-    subscription = SubscriptionRequest(
-        raw_input=raw_input,
-        authorization=request.headers.get("authorization"),
-        ticket=query.get("ticket"),
-        last_event_id=request.headers.get("last-event-id") or query.get("lastEventId"),
-        connection_params=params,
-    )
+    subscription = _subscription_request(request.scope, _query(request.scope))
+    if isinstance(subscription, RpcError):
+        envelope = trpc.error_envelope(subscription, None)
+        return _answer(subscription.code.http_status, envelope, caller)
     services = dispatcher_of(request).services
 
     async def stream(scope: Scope, receive: Receive, send: Send) -> None:
         await serve_subscription(services, procedure, subscription, receive, send, wire_of(scope))
 
     return _Served(stream)
+
+
+def served_subscription(
+    dispatcher: Dispatcher, scope: Scope, receive: Receive, send: Send
+) -> Awaitable[None] | None:
+    """A tRPC subscription request (GET /trpc/<subscription>, not batched) answered from its
+    scope alone, for the served app (app/server.py), which keeps long-lived streams out of the
+    router's layers; None for any other request, and for one the router must refuse, which
+    then goes to the router as before. Not a coroutine, so no frame of it outlives the call."""
+    path = scope["path"]
+    if scope.get("method") != "GET" or not path.startswith(TRPC_PREFIX):
+        return None
+    procedure = dispatcher.registry.get(path[len(TRPC_PREFIX) :])
+    if procedure is None or procedure.kind is not Kind.SUBSCRIPTION:
+        return None
+    query = _query(scope)
+    if query.get("batch") in {"1", "true"}:
+        return None
+    subscription = _subscription_request(scope, query)
+    if isinstance(subscription, RpcError):
+        return None
+    return serve_subscription(
+        dispatcher.services, procedure, subscription, receive, send, wire_of(scope)
+    )
+
+
+TRPC_PREFIX = "/trpc/"
+
+
+def _query(scope: Scope) -> dict[str, str]:
+    """Each query parameter's first value, blank ones kept, as litestar reads them."""
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"), True):
+        query.setdefault(name, value)
+    return query
+
+
+def _subscription_request(scope: Scope, query: dict[str, str]) -> SubscriptionRequest | RpcError:
+    try:
+        params = connection_params(query.get("connectionParams"))
+    except RpcError as error:
+        return error
+    headers = _read_headers(scope)
+    raw = query.get("input")
+    return SubscriptionRequest(
+        raw_input=raw.encode() if raw is not None else None,
+        authorization=_text(headers.get(b"authorization")),
+        ticket=query.get("ticket"),
+        last_event_id=_text(headers.get(b"last-event-id")) or query.get("lastEventId"),
+        connection_params=params,
+    )
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
 
 
 class _Served(Response[bytes]):
