@@ -275,3 +275,27 @@ async def test_a_wire_checks_the_connection_before_each_write(paused: bool) -> N
     wire = Wire(Cycle())  # type: ignore[arg-type]
     assert wire.write(b"abc") is (not paused)
     assert written == ([] if paused else [b"3\r\nabc\r\n"])
+
+
+async def test_a_direct_writer_that_fails_costs_the_publisher_nothing_and_the_stream_is_woken() -> (
+    None
+):
+    hub = Hub()
+    broken, fine = Listener(1, Audience.STAFF, 10), Listener(1, Audience.CLIENT, 10)
+
+    def explode(item: LiveEvent | Signal) -> bool:
+        raise OSError("the connection broke oddly")
+
+    broken.direct = explode
+    writer = fine.direct = DirectWriter()
+    hub.add(broken)
+    hub.add(fine)
+    waiters = [await waiting(broken), await waiting(fine)]
+
+    event = live(1, 1)
+    hub.deliver(event)  # does not raise
+
+    assert await asyncio.wait_for(waiters[0], WAIT_S) is event  # its own task writes it
+    assert broken.direct is None
+    assert writer.taken == [event]
+    waiters[1].cancel()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import time
 from collections.abc import Callable, Iterator
 
 from app.events.frames import Audience, LiveEvent
+
+log = logging.getLogger("app.events.hub")
 
 
 class Signal(enum.Enum):
@@ -68,7 +71,7 @@ class Listener:
             and waiter is not None
             and not waiter.done()
             and not self._items
-            and self.direct(item)
+            and self._wrote_directly(item)
         ):
             return  # written already, in order: its stream is waiting with nothing pending
         if item is Signal.RESYNC and self._items and self._items[-1] is Signal.RESYNC:
@@ -85,6 +88,17 @@ class Listener:
             self._items.append(item)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+    def _wrote_directly(self, item: LiveEvent | Signal) -> bool:
+        # Runs inside the publisher (a mutation's commit, the bus reader): whatever goes wrong
+        # with one stream's connection must not reach it, nor the other streams after this one.
+        assert self.direct is not None
+        try:
+            return self.direct(item)
+        except Exception:
+            log.exception("a direct write failed; the stream writes it itself")
+            self.direct = None
+            return False
 
     def take(self) -> LiveEvent | Signal | None:
         """The oldest pending item, if any."""
