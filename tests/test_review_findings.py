@@ -382,7 +382,10 @@ async def test_idle_streams_of_one_session_share_their_outbox_polling(
             reader.hang_up.set()
         await asyncio.gather(*tasks)
     finally:
+        # Awaited, so that a poll it was making has given its connection back before the
+        # engine is disposed (else the driver's thread answers a closed event loop later).
         watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
         await services.close()
 
     assert polls >= 3  # the worker did keep checking the outbox

@@ -240,6 +240,8 @@ async def test_a_database_hiccup_during_catch_up_keeps_the_stream_and_retries(
         assert not stream.done()
         stream.cancel()
         watcher.cancel()
+        # Awaited: their reads give their connections back before the engine is disposed.
+        await asyncio.gather(stream, watcher, return_exceptions=True)
     finally:
         await services.close()
 
@@ -260,5 +262,6 @@ async def test_a_repeated_authorization_header_is_read_as_its_first_value(
         stream = asyncio.create_task(streams.fn(scope, reader.receive, reader.send))
         await reader.wait_for(b"event: SESSION_SNAPSHOT")
         stream.cancel()
+        await asyncio.gather(stream, return_exceptions=True)
     finally:
         await services.close()
