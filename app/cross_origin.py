@@ -11,6 +11,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, Scope, Send
 
 from app.config import Settings
+from app.scope_headers import first_header
 
 
 def open_to_other_origins(
@@ -53,16 +54,18 @@ class _CrossOrigin(ASGIMiddleware):
         self._simple = _header_list({**config.simple_headers, "Vary": "Origin"})
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        origin = _header(scope, b"origin")
+        origin = first_header(scope, b"origin")
         if origin is None or not self._config.is_origin_allowed(origin.decode("latin-1")):
             # Same-origin, not from a browser, or not allowed: no CORS headers, so a browser
             # keeps the answer from another origin's page.
             await next_app(scope, receive, send)
             return
         allow_origin = (b"access-control-allow-origin", origin)
-        if scope.get("method") == "OPTIONS" and _header(scope, b"access-control-request-method"):
+        if scope.get("method") == "OPTIONS" and first_header(
+            scope, b"access-control-request-method"
+        ):
             headers = [allow_origin, *self._preflight]
-            requested = _header(scope, b"access-control-request-headers")
+            requested = first_header(scope, b"access-control-request-headers")
             if requested:
                 headers.append((b"access-control-allow-headers", requested))
             await send({"type": "http.response.start", "status": 204, "headers": headers})
@@ -76,13 +79,6 @@ class _CrossOrigin(ASGIMiddleware):
             await send(message)
 
         await next_app(scope, receive, send_with_cors)
-
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value
-    return None
 
 
 def _header_list(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:

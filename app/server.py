@@ -29,6 +29,7 @@ from app.rpc.dispatch import Dispatcher
 from app.rpc.http import ROUTES, TRPC_PREFIX, served_subscription
 from app.rpc.registry import REGISTRY
 from app.runtime import Services
+from app.scope_headers import first_header
 from app.stop_signals import on_stop_signals
 from app.web.pages import ROUTES as PAGE_ROUTES
 from app.web.sales_sheets import sales_sheet_page
@@ -133,7 +134,7 @@ class StreamsFirst:
         self._prefix = STREAMS_PREFIX + "/"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == ScopeType.HTTP and not (self._cors and _has_origin(scope)):
+        if scope["type"] == ScopeType.HTTP and not (self._cors and first_header(scope, b"origin")):
             path = scope["path"]
             if path.startswith(self._prefix):
                 path = path[len(STREAMS_PREFIX) :]
@@ -146,7 +147,3 @@ class StreamsFirst:
                     await subscription
                     return
         await self.app(scope, receive, send)
-
-
-def _has_origin(scope: Scope) -> bool:
-    return any(name == b"origin" for name, _ in scope["headers"])

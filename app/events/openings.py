@@ -36,7 +36,6 @@ class OpeningReads:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self.queries = 0  # reads made, for tests and benchmarks
         # Per (the stream's key: audience and session, whether a snapshot is wanted).
         self._reads: JoinedReads[tuple[str, bool], SessionRead] = JoinedReads()
 
@@ -48,7 +47,6 @@ class OpeningReads:
         await self._reads.close()
 
     async def _read(self, spec: StreamSpec, snapshot: bool) -> SessionRead:
-        self.queries += 1
         async with self._db.read_sessions() as db:
             live = await spec.read(db)
             if live is None:

@@ -27,6 +27,7 @@ request/response objects around.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import random
 import time
@@ -58,6 +59,7 @@ from app.events.streams import StreamSpec, client_stream, staff_stream
 from app.events.wire import Wire, wire_of
 from app.rpc.errors import ErrorCode, RpcError, error_from_exception
 from app.runtime import Services
+from app.scope_headers import first_header
 
 log = logging.getLogger("app.events.sse")
 
@@ -235,12 +237,10 @@ def replay_after(last_event_id: str, *, latest: int, oldest_kept: int) -> int | 
     return seq if oldest_kept - 1 <= seq <= latest else None
 
 
-def _header(scope: Scope, wanted: bytes) -> str | None:
+def _header(scope: Scope, name: bytes) -> str | None:
     """A header's first value, as POST /rpc reads them."""
-    for name, value in scope["headers"]:
-        if name == wanted:
-            return value.decode("latin-1")
-    return None
+    value = first_header(scope, name)
+    return None if value is None else value.decode("latin-1")
 
 
 def _as_rpc_error(exc: Exception) -> RpcError:
@@ -264,6 +264,14 @@ def _response_start(status: int, headers: Sequence[tuple[bytes, bytes]]) -> HTTP
 
 def _end_of_response(body: bytes) -> HTTPResponseBodyEvent:
     return {"type": "http.response.body", "body": body, "more_body": False}
+
+
+class _Order(enum.Enum):
+    """A live event against the stream's last written id (see _Stream._order_of)."""
+
+    WRITTEN = "written"
+    NEXT = "next"
+    AFTER_A_GAP = "after a gap"
 
 
 class ClientStalled(Exception):
@@ -572,9 +580,10 @@ class _Stream:
         if item is Signal.HEARTBEAT:
             body = self.framing.heartbeat
         elif isinstance(item, LiveEvent):
-            if item.seq <= self.last_seq:
-                return True  # already sent (replay, backfill or a duplicate)
-            if item.seq != self.last_seq + 1 or item.final:
+            order = self._order_of(item)
+            if order is _Order.WRITTEN:
+                return True
+            if order is _Order.AFTER_A_GAP or item.final:
                 return False
             body = self.framing.event(item, self.spec.audience)
         else:
@@ -586,11 +595,20 @@ class _Stream:
         self.listener.last_write = time.monotonic()
         return True
 
-    async def _take(self, event: LiveEvent) -> None:
+    def _order_of(self, event: LiveEvent) -> _Order:
+        """Where a live event stands against what the stream has written."""
         if event.seq <= self.last_seq:
-            return  # already sent (replay, backfill or a duplicate)
+            return _Order.WRITTEN  # already sent (replay, backfill or a duplicate)
         if event.seq > self.last_seq + 1:
-            await self._catch_up()  # a gap: what came before it is in the outbox
+            return _Order.AFTER_A_GAP  # what came before it is in the outbox
+        return _Order.NEXT
+
+    async def _take(self, event: LiveEvent) -> None:
+        order = self._order_of(event)
+        if order is _Order.WRITTEN:
+            return
+        if order is _Order.AFTER_A_GAP:
+            await self._catch_up()
             return
         await self._write(self.framing.event(event, self.spec.audience))
         self.last_seq = event.seq

@@ -44,7 +44,7 @@ class Wire:
         """Write `body` as the next chunk of the response now, if it can go out without
         waiting; False (and nothing written) otherwise."""
         cycle = self._cycle
-        if cycle.disconnected or cycle.transport.is_closing():
+        if self.lost:
             # Told already, unless the connection went while another request of it was the
             # protocol's current one (pipelined behind the stream): tell it now.
             self._connection_lost()

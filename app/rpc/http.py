@@ -287,7 +287,7 @@ async def rpc_get(request: AnyRequest) -> Response[bytes]:
 async def trpc_route(request: AnyRequest) -> Response[Any]:
     paths: str = request.path_params["paths"]
     caller = caller_of(request)
-    batch = request.query_params.get("batch") in {"1", "true"}
+    batch = _is_batch(request.query_params.get("batch"))
     if request.method == "GET":
         raw = request.query_params.get("input")
         raw_input = raw.encode() if raw is not None else None
@@ -348,7 +348,7 @@ def served_subscription(
     if procedure is None or procedure.kind is not Kind.SUBSCRIPTION:
         return None
     query = _query(scope)
-    if query.get("batch") in {"1", "true"}:
+    if _is_batch(query.get("batch")):
         return None
     subscription = _subscription_request(scope, query)
     if isinstance(subscription, RpcError):
@@ -359,6 +359,11 @@ def served_subscription(
 
 
 TRPC_PREFIX = "/trpc/"
+
+
+def _is_batch(param: str | None) -> bool:
+    """Whether `?batch=` asks for tRPC's batch format (a subscription is never batched)."""
+    return param in {"1", "true"}
 
 
 def _query(scope: Scope) -> dict[str, str]:

@@ -93,8 +93,9 @@ class World:
         return session["sessionId"], session["roomCode"], line["items"][0]["id"]
 
     async def change(self, session_id: int, line_id: int, n: int, via: int = 0) -> None:
-        params = {"sessionId": session_id, "cartItemId": line_id, "quantity": str(2 + n % 5)}
-        await self.call("liveShopping.updateCartQuantity", params, via)
+        await self.call(
+            "liveShopping.updateCartQuantity", change_params(session_id, line_id, n), via
+        )
 
     def request(self, n: int, session_id: int, room: str, last_id: int | None = None) -> bytes:
         server = self.servers[n % len(self.servers)]
@@ -108,6 +109,11 @@ class World:
             f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n"
             f"Authorization: Bearer {token}\r\n{resume}\r\n"
         ).encode()
+
+
+def change_params(session_id: int, line_id: int, n: int) -> dict[str, Any]:
+    """The n-th change of a session's one line: its quantity cycles through 2..6."""
+    return {"sessionId": session_id, "cartItemId": line_id, "quantity": str(2 + n % 5)}
 
 
 async def open_streams(
@@ -159,7 +165,7 @@ class RawChanges:
                 idle.get_nowait()[1].close()
 
     async def change(self, session_id: int, line_id: int, n: int, via: int) -> None:
-        params = {"sessionId": session_id, "cartItemId": line_id, "quantity": str(2 + n % 5)}
+        params = change_params(session_id, line_id, n)
         body = json.dumps(
             {
                 "jsonrpc": "2.0",
